@@ -1,0 +1,34 @@
+# `make demo` and `make test` set up everything on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_DIR ?= runs/demo-ppo-hopper
+
+.PHONY: demo test test-fast bench venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,fast]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	MUJOCO_GL=egl $(BIN)/policysearch train ppo --env Hopper-v5 --total-steps 1000000 --seed 0 \
+		--num-envs 8 --run-dir $(DEMO_DIR) --overwrite
+	@echo "run folder: $(DEMO_DIR) (config.json, metrics.csv, tb/, checkpoints/, learning_curve.png, policy.mp4)"
+
+test: $(STAMP)
+	MUJOCO_GL=egl $(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	MUJOCO_GL=egl $(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/ppo_vs_sb3.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,172 @@
+"""Proximal Policy Optimization (Schulman et al. 2017).
+
+Clipped surrogate (eq. 7):  L^CLIP = E_t[ min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t) ],
+r_t = pi_theta(a_t|s_t) / pi_theta_old(a_t|s_t); or the adaptive KL penalty (section 4):
+L^KLPEN = E_t[ r_t A_t - beta KL(pi_old(.|s_t) || pi_theta(.|s_t)) ], with beta halved when the
+mean KL after an update is below kl_target / 1.5 and doubled when above 1.5 kl_target.
+Total loss (eq. 9): -L + vf_coef (V(s_t) - V_t^targ)^2 - ent_coef H[pi_theta(.|s_t)].
+One call of `update` runs every epoch and minibatch, jitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from policysearch.algos.base import Algorithm, Metrics, OnPolicyConfig
+from policysearch.errors import require, require_positive
+from policysearch.estimators import gae, masked_mean, normalize_advantages
+from policysearch.policies import Policy, PolicyParams
+from policysearch.rollout import Batch
+
+
+@dataclass(frozen=True)
+class PPOConfig(OnPolicyConfig):
+    """PPO hyper-parameters; defaults are the paper's MuJoCo settings (Table 3)."""
+
+    learning_rate: float = 3e-4
+    """Adam step size (eps 1e-5)."""
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0 over training."""
+    epochs: int = 10
+    """Passes over each batch."""
+    minibatch_size: int = 64
+    """Samples per gradient step."""
+    loss: Literal["clip", "kl_penalty"] = "clip"
+    """Surrogate: the clipped objective, or the adaptive KL penalty of the paper's section 4."""
+    clip_coef: float = 0.2
+    """Clipping epsilon of L^CLIP."""
+    kl_target: float = 0.01
+    """d_targ of the KL-penalty variant."""
+    kl_beta: float = 1.0
+    """Initial KL penalty coefficient beta."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("learning_rate", "epochs", "minibatch_size", "clip_coef", "kl_target", "kl_beta", "max_grad_norm"):
+            require_positive(name, getattr(self, name))
+        require(self.ent_coef >= 0 and self.vf_coef >= 0, "--ent-coef and --vf-coef must be >= 0")
+        require(
+            self.minibatch_size <= self.steps_per_update,
+            f"--minibatch-size ({self.minibatch_size}) must not exceed --steps-per-update ({self.steps_per_update})",
+        )
+
+
+class PPOState(NamedTuple):
+    params: PolicyParams
+    opt_state: optax.OptState
+    beta: jax.Array
+    key: jax.Array
+
+
+def clipped_surrogate(log_ratio: jax.Array, advantages: jax.Array, clip_coef: float) -> jax.Array:
+    """Per-sample L^CLIP = min(r A, clip(r, 1 - eps, 1 + eps) A), r = exp(log_ratio)."""
+    ratio = jnp.exp(log_ratio)
+    return jnp.minimum(ratio * advantages, jnp.clip(ratio, 1.0 - clip_coef, 1.0 + clip_coef) * advantages)
+
+
+class _Minibatch(NamedTuple):
+    obs: jax.Array
+    actions: jax.Array
+    old_log_probs: jax.Array
+    old_dist: tuple
+    advantages: jax.Array
+    returns: jax.Array
+    valid: jax.Array
+
+
+def make_ppo(config: PPOConfig, policy: Policy, num_updates: int) -> Algorithm:
+    """Build PPO for `policy`; `num_updates` sets the learning-rate annealing horizon."""
+    minibatches = config.steps_per_update // config.minibatch_size
+    lr = (
+        optax.linear_schedule(config.learning_rate, 0.0, max(num_updates, 1) * config.epochs * minibatches)
+        if config.anneal_lr
+        else config.learning_rate
+    )
+    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
+
+    def init(key: jax.Array) -> PPOState:
+        k_params, k_state = jax.random.split(key)
+        params = policy.init(k_params)
+        return PPOState(params, optimizer.init(params), jnp.asarray(config.kl_beta, jnp.float32), k_state)
+
+    def loss_fn(params: PolicyParams, mb: _Minibatch, beta: jax.Array) -> tuple[jax.Array, Metrics]:
+        dist = policy.dist(params, mb.obs)
+        log_ratio = dist.log_prob(mb.actions) - mb.old_log_probs
+        adv = normalize_advantages(mb.advantages, mb.valid)
+        kl = type(dist)(*mb.old_dist).kl(dist)
+        if config.loss == "clip":
+            surrogate = clipped_surrogate(log_ratio, adv, config.clip_coef)
+        else:
+            surrogate = jnp.exp(log_ratio) * adv - beta * kl
+        policy_obj = masked_mean(surrogate, mb.valid)
+        value_loss = 0.5 * masked_mean((policy.value(params, mb.obs) - mb.returns) ** 2, mb.valid)
+        entropy = masked_mean(dist.entropy(), mb.valid)
+        loss = -policy_obj + config.vf_coef * value_loss - config.ent_coef * entropy
+        clip_frac = masked_mean((jnp.abs(jnp.exp(log_ratio) - 1.0) > config.clip_coef).astype(jnp.float32), mb.valid)
+        return loss, {
+            "policy_objective": policy_obj,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "approx_kl": masked_mean(kl, mb.valid),
+            "clip_fraction": clip_frac,
+        }
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    @jax.jit
+    def update(state: PPOState, batch: Batch) -> tuple[PPOState, Metrics]:
+        advantages, returns = gae(
+            batch.rewards, batch.values, batch.last_value, batch.terminated, batch.truncated,
+            config.gamma, config.gae_lambda,
+        )
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  [T, N, ...] -> [T*N, ...]
+        old_dist = policy.dist(state.params, flat(batch.obs))
+        data = _Minibatch(
+            flat(batch.obs), flat(batch.actions), flat(batch.log_probs), tuple(old_dist),
+            flat(advantages), flat(returns), flat(batch.valid),
+        )
+        n = data.valid.shape[0]
+
+        def epoch(carry: tuple[PolicyParams, optax.OptState, jax.Array], _: None):
+            params, opt_state, key = carry
+            key, k_perm = jax.random.split(key)
+            perm = jax.random.permutation(k_perm, n)[: minibatches * config.minibatch_size]
+            shuffled = jax.tree.map(lambda x: x[perm].reshape((minibatches, config.minibatch_size) + x.shape[1:]), data)
+
+            def minibatch(carry: tuple[PolicyParams, optax.OptState], mb: _Minibatch):
+                params, opt_state = carry
+                (loss, metrics), grads = grad_fn(params, mb, state.beta)
+                updates, opt_state = optimizer.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), dict(metrics, loss=loss)
+
+            (params, opt_state), metrics = jax.lax.scan(minibatch, (params, opt_state), shuffled)
+            return (params, opt_state, key), metrics
+
+        (params, opt_state, key), metrics = jax.lax.scan(
+            epoch, (state.params, state.opt_state, state.key), None, length=config.epochs
+        )
+        metrics = jax.tree.map(jnp.mean, metrics)
+        new_dist = policy.dist(params, data.obs)
+        kl_after = masked_mean(old_dist.kl(new_dist), data.valid)
+        beta = state.beta
+        if config.loss == "kl_penalty":
+            beta = jnp.where(kl_after < config.kl_target / 1.5, beta / 2.0, jnp.where(kl_after > config.kl_target * 1.5, beta * 2.0, beta))
+        values = flat(batch.values)
+        explained_var = 1.0 - masked_mean((returns.reshape(-1) - values) ** 2, data.valid) / (
+            masked_mean((returns.reshape(-1) - masked_mean(returns.reshape(-1), data.valid)) ** 2, data.valid) + 1e-8
+        )
+        metrics.update(kl=kl_after, kl_beta=beta, explained_variance=explained_var)
+        return PPOState(params, opt_state, beta, key), metrics
+
+    return Algorithm("ppo", config, policy, init, update)

@@ -1,0 +1,141 @@
+"""One batched-environment interface for every algorithm, over EnvPool or Gymnasium.
+
+`make_env(env_id, num_envs, seed)` returns a `VecEnv`: `reset() -> obs[N, obs_dim]` and
+`step(actions) -> (obs, reward, terminated, truncated)`, float32 observations, "next-step"
+auto-reset (see `policysearch.estimators`). EnvPool (C++ threads) serves the MuJoCo `*-v5` tasks
+it implements; everything else, including a user's registered env or `module:EnvId`, runs in a
+Gymnasium vector env.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+
+from policysearch.errors import UserError, require
+
+Backend = Literal["auto", "envpool", "gymnasium"]
+
+# MuJoCo v5 tasks that EnvPool implements with Gymnasium's dynamics, rewards and time limits.
+ENVPOOL_MUJOCO = frozenset(
+    f"{name}-v5"
+    for name in (
+        "Ant", "HalfCheetah", "Hopper", "Humanoid", "HumanoidStandup", "InvertedDoublePendulum",
+        "InvertedPendulum", "Pusher", "Reacher", "Swimmer", "Walker2d",
+    )
+)
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What policies and checkpoints need to know of an environment."""
+
+    env_id: str
+    obs_dim: int
+    action_kind: Literal["gaussian", "categorical"]
+    action_dim: int
+    action_low: tuple[float, ...]
+    action_high: tuple[float, ...]
+
+
+def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The Gymnasium spec of env_id (importing `module` first for `module:EnvId`), or a UserError
+    naming close matches."""
+    try:
+        if ":" in env_id:
+            module, env_id = env_id.split(":", 1)
+            importlib.import_module(module)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return gym.spec(env_id)
+    except (gym.error.Error, ModuleNotFoundError, ImportError) as exc:
+        close = difflib.get_close_matches(env_id, list(gym.envs.registry.keys()), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else "see `gymnasium.pprint_registry()` for the ids"
+        raise UserError(f"unknown environment '{env_id}': {hint} (a user env needs `module:EnvId` or registration)") from exc
+
+
+def spec_from_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space) -> EnvSpec:
+    require(
+        isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1,
+        f"{env_id}: observations must be a flat Box, got {obs_space}; flatten them with gymnasium.wrappers.FlattenObservation",
+    )
+    if isinstance(action_space, gym.spaces.Box):
+        require(len(action_space.shape) == 1, f"{env_id}: Box actions must be 1-D, got shape {action_space.shape}")
+        return EnvSpec(
+            env_id, int(obs_space.shape[0]), "gaussian", int(action_space.shape[0]),
+            tuple(float(x) for x in action_space.low), tuple(float(x) for x in action_space.high),
+        )
+    if isinstance(action_space, gym.spaces.Discrete):
+        return EnvSpec(env_id, int(obs_space.shape[0]), "categorical", int(action_space.n), (), ())
+    raise UserError(
+        f"{env_id} has action space {type(action_space).__name__}; policysearch handles Box and Discrete actions"
+    )
+
+
+class VecEnv:
+    """N copies of one environment stepped together; see the module docstring."""
+
+    def __init__(self, env_id: str, num_envs: int, seed: int, backend: Backend = "auto") -> None:
+        registered = check_env_id(env_id).id
+        require(num_envs > 0, f"--num-envs must be positive, got {num_envs}")
+        use_envpool = backend == "envpool" or (backend == "auto" and env_id in ENVPOOL_MUJOCO)
+        if use_envpool:
+            require(env_id in ENVPOOL_MUJOCO, f"EnvPool does not serve {env_id}; use --backend gymnasium")
+            try:
+                import envpool
+            except ImportError as exc:
+                raise UserError("--backend envpool needs EnvPool: pip install 'policysearch[fast]'") from exc
+            threads = min(num_envs, os.cpu_count() or 1)
+            self._env = envpool.make_gymnasium(env_id, num_envs=num_envs, seed=seed, num_threads=threads)
+            self._seed: int | None = None
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._env = gym.make_vec(registered, num_envs=num_envs, vectorization_mode="sync")
+            except gym.error.DependencyNotInstalled as exc:
+                raise UserError(f"{env_id} needs a package that is not installed: {exc}") from exc
+            self._seed = seed
+        self.backend: str = "envpool" if use_envpool else "gymnasium"
+        self.env_id = env_id
+        self.num_envs = num_envs
+        self.spec = spec_from_spaces(env_id, self._env.single_observation_space if not use_envpool else self._env.observation_space,
+                                     self._env.single_action_space if not use_envpool else self._env.action_space)
+        self.action_low = np.asarray(self.spec.action_low, np.float32)
+        self.action_high = np.asarray(self.spec.action_high, np.float32)
+
+    def reset(self) -> np.ndarray:
+        if self._seed is None:
+            obs, _ = self._env.reset()
+        else:
+            obs, _ = self._env.reset(seed=self._seed)
+            self._seed = None
+        return np.asarray(obs, np.float32)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self.spec.action_kind == "gaussian":
+            actions = np.clip(actions, self.action_low, self.action_high)
+        else:
+            actions = actions.astype(np.int64)
+        obs, reward, terminated, truncated, _ = self._env.step(actions)
+        return (
+            np.asarray(obs, np.float32),
+            np.asarray(reward, np.float32),
+            np.asarray(terminated, bool),
+            np.asarray(truncated, bool),
+        )
+
+    def close(self) -> None:
+        self._env.close()
+
+
+def make_env(env_id: str, num_envs: int = 1, seed: int = 0, backend: Backend = "auto") -> VecEnv:
+    """N seeded copies of env_id behind one batched interface (EnvPool where it serves the id)."""
+    return VecEnv(env_id, num_envs, seed, backend)

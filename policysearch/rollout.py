@@ -1,0 +1,134 @@
+"""Collect a `Batch` [T, N, ...] from a policy over a `VecEnv`: the only place where training
+touches environments. One jitted call per vector step normalises the observations, updates
+their running statistics and samples the actions of all N envs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from policysearch.envs import VecEnv
+from policysearch.normalize import NormState, RunningStats, normalize, scale_rewards, update_stats
+from policysearch.policies import Policy, PolicyParams
+
+
+class Batch(NamedTuple):
+    """On-policy data, time-major. `valid[t, n] == 0` marks the auto-reset row after an episode
+    end (its obs is the final observation, used only for bootstrapping)."""
+
+    obs: jax.Array  # [T, N, obs_dim], normalised as the policy saw it
+    actions: jax.Array  # [T, N, action_dim] (Gaussian, unclipped) or [T, N] (categorical)
+    log_probs: jax.Array  # [T, N]
+    values: jax.Array  # [T, N]
+    rewards: jax.Array  # [T, N], scaled when reward normalisation is on
+    terminated: jax.Array  # [T, N] float
+    truncated: jax.Array  # [T, N] float
+    valid: jax.Array  # [T, N] float
+    last_value: jax.Array  # [N], V(obs_T)
+
+
+@dataclass(frozen=True)
+class NormConfig:
+    """Observation normalisation and reward scaling switches (statistics live in NormState)."""
+
+    obs: bool = True
+    reward: bool = True
+    clip_obs: float = 10.0
+    clip_reward: float = 10.0
+
+
+@partial(jax.jit, static_argnames=("policy", "update", "clip", "deterministic"))
+def act(
+    policy: Policy, params: PolicyParams, obs_stats: RunningStats, raw_obs: jax.Array, key: jax.Array,
+    update: bool, clip: float | None, deterministic: bool = False,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, RunningStats, jax.Array]:
+    """Normalise raw_obs[N, d] (updating the statistics when `update`; no normalisation when
+    clip is None), then act. Returns (obs, action, log_prob, value, obs_stats, key)."""
+    if clip is not None:
+        if update:
+            obs_stats = update_stats(obs_stats, raw_obs)
+        obs = normalize(obs_stats, raw_obs, clip)
+    else:
+        obs = raw_obs
+    key, sub = jax.random.split(key)
+    dist = policy.dist(params, obs)
+    action = dist.mode() if deterministic else dist.sample(sub)
+    return obs, action, dist.log_prob(action), policy.value(params, obs), obs_stats, key
+
+
+@dataclass
+class EpisodeTracker:
+    """Raw (unscaled) returns and lengths of the episodes that finish, for logging."""
+
+    num_envs: int
+    returns: np.ndarray = field(init=False)
+    lengths: np.ndarray = field(init=False)
+    finished: list[tuple[float, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.returns = np.zeros(self.num_envs, np.float64)
+        self.lengths = np.zeros(self.num_envs, np.int64)
+
+    def record(self, rewards: np.ndarray, dones: np.ndarray, valid: np.ndarray) -> None:
+        self.returns += rewards * valid
+        self.lengths += valid.astype(np.int64)
+        for i in np.flatnonzero(dones & valid):
+            self.finished.append((float(self.returns[i]), int(self.lengths[i])))
+            self.returns[i], self.lengths[i] = 0.0, 0
+
+    def pop(self) -> list[tuple[float, int]]:
+        done, self.finished = self.finished, []
+        return done
+
+
+class Collector:
+    """Steps a VecEnv with a policy, carrying the env's last observation between batches."""
+
+    def __init__(self, env: VecEnv, policy: Policy, norm: NormConfig, gamma: float) -> None:
+        self.env, self.policy, self.norm, self.gamma = env, policy, norm, gamma
+        self.obs = env.reset()
+        self.prev_done = np.zeros(env.num_envs, bool)
+        self.episodes = EpisodeTracker(env.num_envs)
+
+    def collect(
+        self, params: PolicyParams, norm_state: NormState, key: jax.Array, num_steps: int
+    ) -> tuple[Batch, NormState, jax.Array]:
+        """Run num_steps vector steps; returns the batch, the updated statistics and the key."""
+        n, clip = self.env.num_envs, (self.norm.clip_obs if self.norm.obs else None)
+        obs_buf = np.zeros((num_steps, n, self.policy.obs_dim), np.float32)
+        act_shape = (num_steps, n, self.policy.action_dim) if self.policy.kind == "gaussian" else (num_steps, n)
+        act_buf = np.zeros(act_shape, np.float32 if self.policy.kind == "gaussian" else np.int32)
+        logp_buf, val_buf, rew_buf = (np.zeros((num_steps, n), np.float32) for _ in range(3))
+        term_buf, trunc_buf, valid_buf = (np.zeros((num_steps, n), np.float32) for _ in range(3))
+        obs_stats = norm_state.obs
+        for t in range(num_steps):
+            obs, action, logp, value, obs_stats, key = act(
+                self.policy, params, obs_stats, self.obs, key, True, clip
+            )
+            obs, action, logp, value = jax.device_get((obs, action, logp, value))
+            next_obs, reward, terminated, truncated = self.env.step(action)
+            valid = ~self.prev_done
+            obs_buf[t], act_buf[t], logp_buf[t], val_buf[t] = obs, action, logp, value
+            rew_buf[t], term_buf[t], trunc_buf[t], valid_buf[t] = reward, terminated, truncated, valid
+            done = terminated | truncated
+            self.episodes.record(reward, done, valid)
+            self.prev_done = done
+            self.obs = next_obs
+        _, _, _, last_value, _, _ = act(self.policy, params, obs_stats, self.obs, key, False, clip)
+        norm_state = norm_state._replace(obs=obs_stats)
+        rewards = jnp.asarray(rew_buf)
+        if self.norm.reward:
+            norm_state, rewards = scale_rewards(
+                norm_state, rewards, jnp.asarray(np.maximum(term_buf, trunc_buf)), jnp.asarray(valid_buf),
+                self.gamma, self.norm.clip_reward,
+            )
+        batch = Batch(
+            jnp.asarray(obs_buf), jnp.asarray(act_buf), jnp.asarray(logp_buf), jnp.asarray(val_buf), rewards,
+            jnp.asarray(term_buf), jnp.asarray(trunc_buf), jnp.asarray(valid_buf), last_value,
+        )
+        return batch, norm_state, key

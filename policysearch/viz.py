@@ -1,0 +1,77 @@
+"""Pictures and videos of a run: the learning curve from metrics.csv, and an MP4 of the policy
+rendered offscreen by MuJoCo (MUJOCO_GL=egl unless the user chose another backend)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium as gym  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from policysearch.snapshot import TrainedPolicy  # noqa: E402
+
+
+def plot_learning_curve(run_dir: Path, title: str = "") -> Path:
+    """learning_curve.png: training episode return (rolling mean) and evaluation return vs step."""
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv", newline="")))
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    for column, label, style in (("episode_return_mean", "training (last 100 episodes)", "-"), ("eval_return_mean", "evaluation (deterministic)", "o-")):
+        pts = [(float(r["step"]), float(r[column])) for r in rows if r.get(column) not in (None, "")]
+        if pts:
+            x, y = zip(*pts)
+            ax.plot(x, y, style, label=label, markersize=4)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
+    ax.set_title(title or run_dir.name)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    out = run_dir / "learning_curve.png"
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def record_video(agent: TrainedPolicy, env_id: str, path: Path, max_steps: int = 1000, seed: int = 0, fps: int = 30) -> Path | None:
+    """Render one deterministic episode to an MP4 (frames subsampled to about `fps` of
+    simulated time). Returns None, with a warning, when the env cannot render offscreen."""
+    import imageio.v2 as imageio
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env = gym.make(env_id, render_mode="rgb_array", width=480, height=360)
+    except TypeError:
+        env = gym.make(env_id, render_mode="rgb_array")
+    except gym.error.Error as exc:
+        warnings.warn(f"no video: {env_id} cannot render ({exc})")
+        return None
+    dt = float(getattr(env.unwrapped, "dt", 1.0 / fps))
+    every = max(1, round(1.0 / (fps * dt)))
+    obs, _ = env.reset(seed=seed)
+    try:
+        frames = [env.render()]
+        for t in range(max_steps):
+            obs, _, terminated, truncated, _ = env.step(agent.act(obs))
+            if t % every == every - 1:
+                frames.append(env.render())
+            if terminated or truncated:
+                break
+    except (gym.error.DependencyNotInstalled, RuntimeError) as exc:
+        warnings.warn(f"no video: {env_id} cannot render offscreen ({exc})")
+        return None
+    finally:
+        env.close()
+    tmp = path.with_suffix(".tmp.mp4")
+    imageio.mimwrite(tmp, [np.asarray(f) for f in frames], fps=max(1, round(1.0 / (every * dt))), macro_block_size=8)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,46 @@
+"""Learning tests (slow; CI runs them, `make test-fast` skips them). Thresholds are far above
+what the random policy gets: about 22 on CartPole-v1 and about 8 on InvertedPendulum-v5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from policysearch.algos import PPOConfig
+from policysearch.evaluation import evaluate
+from policysearch.snapshot import TrainedPolicy
+from policysearch.train import RunConfig, train
+
+
+def _random_return(env: str, policy: TrainedPolicy) -> float:
+    """Mean return of uniformly random actions, for the record of how far above it we are."""
+    import gymnasium as gym
+
+    rng = np.random.default_rng(0)
+    e = gym.make(env)
+    returns = []
+    for ep in range(10):
+        e.reset(seed=ep)
+        e.action_space.seed(int(rng.integers(1 << 30)))
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc, _ = e.step(e.action_space.sample())
+            total += float(r)
+            done = term or trunc
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("env", "threshold", "loss"),
+    [("InvertedPendulum-v5", 1000.0, "clip"), ("CartPole-v1", 475.0, "clip"), ("CartPole-v1", 475.0, "kl_penalty")],
+)
+def test_ppo_learns_within_100k_steps(tmp_path: Path, env: str, threshold: float, loss: str) -> None:
+    run = RunConfig(env=env, total_steps=100_000, seed=0, num_envs=8, run_dir=str(tmp_path / "r"), progress=False, eval_episodes=0, video=False)
+    result = train("ppo", run, PPOConfig(loss=loss))
+    score = evaluate(result.agent, env, episodes=10, seed=123)
+    assert _random_return(env, result.agent) < threshold / 10
+    assert score["return_mean"] >= threshold, score
