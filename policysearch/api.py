@@ -84,3 +84,15 @@ class PPO(Agent):
     """Proximal Policy Optimization; see `policysearch.algos.ppo.PPOConfig` for the options."""
 
     algo = "ppo"
+
+
+class TRPO(Agent):
+    """Trust Region Policy Optimization; see `policysearch.algos.trpo.TRPOConfig` for the options."""
+
+    algo = "trpo"
+
+
+class PG(Agent):
+    """Policy gradient with a baseline; see `policysearch.algos.pg.PGConfig` for the options."""
+
+    algo = "pg"

@@ -63,3 +63,62 @@ def normalize_advantages(adv: jax.Array, mask: jax.Array, eps: float = 1e-8) -> 
     mean = masked_mean(adv, mask)
     std = jnp.sqrt(masked_mean((adv - mean) ** 2, mask))
     return (adv - mean) / (std + eps)
+
+
+# Importance sampling (the lecture's "Importance Sampling" and "Learning using off-policy
+# samples"). Everything is in log space: per-step log-probs are summed over prefixes, so weights
+# of long trajectories would overflow or underflow as plain numbers.
+
+
+def log_importance_weights(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
+    """log w_i = log p(x_i) - log q(x_i)."""
+    return log_p - log_q
+
+
+def is_estimate(log_w: jax.Array, f: jax.Array) -> jax.Array:
+    """Plain (unbiased) estimate (1/m) sum_i w_i f(x_i), over axis 0; shifted by max log w
+    before exponentiating so it is exact whenever the result itself is representable."""
+    shift = jax.lax.stop_gradient(jnp.max(log_w, axis=0))
+    return jnp.exp(shift) * jnp.mean(jnp.exp(log_w - shift) * f, axis=0)
+
+
+def self_normalized_weights(log_w: jax.Array) -> jax.Array:
+    """w_i / Z with Z = sum_i w_i, over axis 0 (a softmax: finite for any finite log w)."""
+    return jax.nn.softmax(log_w, axis=0)
+
+
+def self_normalized_estimate(log_w: jax.Array, f: jax.Array) -> jax.Array:
+    """(1/Z) sum_i w_i f(x_i): biased but consistent, and bounded by the range of f."""
+    return jnp.sum(self_normalized_weights(log_w) * f, axis=0)
+
+
+def effective_sample_size(log_w: jax.Array) -> jax.Array:
+    """ESS = (sum w)^2 / sum w^2, over axis 0 (m for equal weights, 1 for one dominant weight)."""
+    return jnp.exp(2.0 * jax.nn.logsumexp(log_w, axis=0) - jax.nn.logsumexp(2.0 * log_w, axis=0))
+
+
+def prefix_log_probs(step_log_probs: jax.Array) -> jax.Array:
+    """log pi(tau_{1:t}) = sum_{k<=t} log pi(u_k|x_k) for step_log_probs[m, T] (dynamics cancel
+    in every ratio, so only action probabilities enter)."""
+    return jnp.cumsum(step_log_probs, axis=-1)
+
+
+def mixture_prefix_log_probs(component_step_log_probs: jax.Array, counts: jax.Array) -> jax.Array:
+    """log q(tau_{1:t}) for the mixture q = sum_j (m_j / m) q_j over whole trajectories:
+
+        log q(tau_{1:t}) = logsumexp_j [ log(m_j / m) + sum_{k<=t} log q_j(u_k|x_k) ]
+
+    component_step_log_probs[J, m, T] are each sample's per-step log-probs under every
+    component j; counts[J] are the samples drawn from each. A mixture of prefix products, not a
+    product of per-step mixtures. Returns [m, T].
+    """
+    log_mix = jnp.log(counts / jnp.sum(counts))
+    return jax.nn.logsumexp(prefix_log_probs(component_step_log_probs) + log_mix[:, None, None], axis=0)
+
+
+def per_prefix_estimate(log_p_prefix: jax.Array, log_q_prefix: jax.Array, rewards: jax.Array, self_normalized: bool = True) -> jax.Array:
+    """sum_t (1/Z_t) sum_i [pi(tau_{i,1:t}) / q(tau_{i,1:t})] r_t^i, arrays [m, T] (by causality,
+    the reward at t is weighted by its prefix only). With self_normalized=False, 1/Z_t = 1/m."""
+    log_w = log_p_prefix - log_q_prefix
+    per_step = self_normalized_estimate(log_w, rewards) if self_normalized else is_estimate(log_w, rewards)
+    return jnp.sum(per_step)

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import optax
 
 from policysearch.algos.base import Algorithm, Metrics, OnPolicyConfig
+from policysearch.algos.common import explained_variance, flatten_with_gae, sgd_epochs
 from policysearch.errors import require, require_positive
-from policysearch.estimators import gae, masked_mean, normalize_advantages
+from policysearch.estimators import masked_mean, normalize_advantages
 from policysearch.policies import Policy, PolicyParams
 from policysearch.rollout import Batch
 
@@ -87,7 +88,7 @@ class _Minibatch(NamedTuple):
 
 def make_ppo(config: PPOConfig, policy: Policy, num_updates: int) -> Algorithm:
     """Build PPO for `policy`; `num_updates` sets the learning-rate annealing horizon."""
-    minibatches = config.steps_per_update // config.minibatch_size
+    minibatches = config.steps_per_update // config.minibatch_size  # per epoch
     lr = (
         optax.linear_schedule(config.learning_rate, 0.0, max(num_updates, 1) * config.epochs * minibatches)
         if config.anneal_lr
@@ -126,46 +127,19 @@ def make_ppo(config: PPOConfig, policy: Policy, num_updates: int) -> Algorithm:
 
     @jax.jit
     def update(state: PPOState, batch: Batch) -> tuple[PPOState, Metrics]:
-        advantages, returns = gae(
-            batch.rewards, batch.values, batch.last_value, batch.terminated, batch.truncated,
-            config.gamma, config.gae_lambda,
+        fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)
+        old_dist = policy.dist(state.params, fb.obs)
+        data = _Minibatch(fb.obs, fb.actions, fb.old_log_probs, tuple(old_dist), fb.advantages, fb.returns, fb.valid)
+        params, opt_state, key, metrics = sgd_epochs(
+            lambda p, mb: grad_fn(p, mb, state.beta), optimizer, state.params, state.opt_state, data, state.key,
+            config.epochs, config.minibatch_size,
         )
-        flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  [T, N, ...] -> [T*N, ...]
-        old_dist = policy.dist(state.params, flat(batch.obs))
-        data = _Minibatch(
-            flat(batch.obs), flat(batch.actions), flat(batch.log_probs), tuple(old_dist),
-            flat(advantages), flat(returns), flat(batch.valid),
-        )
-        n = data.valid.shape[0]
-
-        def epoch(carry: tuple[PolicyParams, optax.OptState, jax.Array], _: None):
-            params, opt_state, key = carry
-            key, k_perm = jax.random.split(key)
-            perm = jax.random.permutation(k_perm, n)[: minibatches * config.minibatch_size]
-            shuffled = jax.tree.map(lambda x: x[perm].reshape((minibatches, config.minibatch_size) + x.shape[1:]), data)
-
-            def minibatch(carry: tuple[PolicyParams, optax.OptState], mb: _Minibatch):
-                params, opt_state = carry
-                (loss, metrics), grads = grad_fn(params, mb, state.beta)
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), dict(metrics, loss=loss)
-
-            (params, opt_state), metrics = jax.lax.scan(minibatch, (params, opt_state), shuffled)
-            return (params, opt_state, key), metrics
-
-        (params, opt_state, key), metrics = jax.lax.scan(
-            epoch, (state.params, state.opt_state, state.key), None, length=config.epochs
-        )
-        metrics = jax.tree.map(jnp.mean, metrics)
         new_dist = policy.dist(params, data.obs)
         kl_after = masked_mean(old_dist.kl(new_dist), data.valid)
         beta = state.beta
         if config.loss == "kl_penalty":
             beta = jnp.where(kl_after < config.kl_target / 1.5, beta / 2.0, jnp.where(kl_after > config.kl_target * 1.5, beta * 2.0, beta))
-        values = flat(batch.values)
-        explained_var = 1.0 - masked_mean((returns.reshape(-1) - values) ** 2, data.valid) / (
-            masked_mean((returns.reshape(-1) - masked_mean(returns.reshape(-1), data.valid)) ** 2, data.valid) + 1e-8
-        )
+        explained_var = explained_variance(fb.returns, fb.values, fb.valid)
         metrics.update(kl=kl_after, kl_beta=beta, explained_variance=explained_var)
         return PPOState(params, opt_state, beta, key), metrics
 

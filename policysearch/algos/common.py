@@ -1,0 +1,99 @@
+"""Pieces the on-policy updates share: batch flattening, minibatch shuffling, critic fitting."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from policysearch.estimators import gae, masked_mean
+from policysearch.policies import Policy, PolicyParams
+
+if TYPE_CHECKING:
+    from policysearch.rollout import Batch
+
+Data = TypeVar("Data")
+
+
+def flatten_time(x: jax.Array) -> jax.Array:
+    """[T, N, ...] -> [T * N, ...]."""
+    return x.reshape((-1,) + x.shape[2:])
+
+
+def shuffled_minibatches(key: jax.Array, data: Data, minibatch_size: int) -> Data:
+    """A random permutation of the rows of every leaf of `data`, cut into [M, minibatch_size, ...]
+    (the remainder of n / minibatch_size rows is left out of this epoch)."""
+    n = jax.tree.leaves(data)[0].shape[0]
+    m = n // minibatch_size
+    perm = jax.random.permutation(key, n)[: m * minibatch_size]
+    return jax.tree.map(lambda x: x[perm].reshape((m, minibatch_size) + x.shape[1:]), data)
+
+
+def sgd_epochs(
+    loss_and_grad: Callable[[Any, Data], tuple[tuple[jax.Array, dict], Any]],
+    optimizer: optax.GradientTransformation,
+    params: Any, opt_state: optax.OptState, data: Data, key: jax.Array, epochs: int, minibatch_size: int,
+) -> tuple[Any, optax.OptState, jax.Array, dict]:
+    """`epochs` passes of minibatch gradient descent on `data` (lax.scan over both loops).
+    Returns (params, opt_state, key, metrics averaged over all steps)."""
+
+    def epoch(carry: tuple[Any, optax.OptState, jax.Array], _: None):
+        params, opt_state, key = carry
+        key, k_perm = jax.random.split(key)
+
+        def step(carry: tuple[Any, optax.OptState], mb: Data):
+            params, opt_state = carry
+            (loss, metrics), grads = loss_and_grad(params, mb)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), dict(metrics, loss=loss)
+
+        (params, opt_state), metrics = jax.lax.scan(step, (params, opt_state), shuffled_minibatches(k_perm, data, minibatch_size))
+        return (params, opt_state, key), metrics
+
+    (params, opt_state, key), metrics = jax.lax.scan(epoch, (params, opt_state, key), None, length=epochs)
+    return params, opt_state, key, jax.tree.map(jnp.mean, metrics)
+
+
+def fit_critic(
+    policy: Policy, optimizer: optax.GradientTransformation, params: PolicyParams, opt_state: optax.OptState,
+    obs: jax.Array, returns: jax.Array, valid: jax.Array, key: jax.Array, epochs: int, minibatch_size: int,
+) -> tuple[PolicyParams, optax.OptState, jax.Array, jax.Array]:
+    """Regress V(obs) on returns (valid rows) with minibatch Adam, leaving the actor untouched.
+    Returns (params, opt_state, key, mean squared error)."""
+
+    def loss(critic: dict, mb: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, dict]:
+        o, r, v = mb
+        err = masked_mean((policy.value(params._replace(critic=critic), o) - r) ** 2, v)
+        return err, {}
+
+    critic, opt_state, key, metrics = sgd_epochs(
+        jax.value_and_grad(loss, has_aux=True), optimizer, params.critic, opt_state, (obs, returns, valid), key, epochs, minibatch_size
+    )
+    return params._replace(critic=critic), opt_state, key, metrics["loss"]
+
+
+def explained_variance(returns: jax.Array, values: jax.Array, valid: jax.Array) -> jax.Array:
+    """1 - Var[returns - values] / Var[returns] over valid rows."""
+    resid = masked_mean((returns - values) ** 2, valid)
+    total = masked_mean((returns - masked_mean(returns, valid)) ** 2, valid)
+    return 1.0 - resid / (total + 1e-8)
+
+
+class FlatBatch(NamedTuple):
+    """A rollout batch flattened over [T * N] with its advantage estimates."""
+
+    obs: jax.Array
+    actions: jax.Array
+    old_log_probs: jax.Array
+    advantages: jax.Array
+    returns: jax.Array
+    values: jax.Array
+    valid: jax.Array
+
+
+def flatten_with_gae(batch: "Batch", gamma: float, gae_lambda: float) -> FlatBatch:
+    """GAE(gamma, lambda) advantages and returns of a [T, N] batch, everything flattened."""
+    advantages, returns = gae(batch.rewards, batch.values, batch.last_value, batch.terminated, batch.truncated, gamma, gae_lambda)
+    return FlatBatch(*(flatten_time(x) for x in (batch.obs, batch.actions, batch.log_probs, advantages, returns, batch.values, batch.valid)))

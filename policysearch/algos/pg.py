@@ -1,0 +1,136 @@
+"""Policy gradient with a baseline (the lecture's "Policy Gradient"; Williams 1992):
+
+    grad J(theta) = E[ sum_k grad log pi_theta(u_k|x_k) psi_k ]
+
+with psi chosen by `estimator`:
+  "trajectory":   psi_k = r(tau) - b, the whole (discounted) return of the trajectory that step k
+                  belongs to, minus a constant baseline b (the batch mean): the lecture's form;
+  "reward_to_go": psi_k = sum_{j>=k} gamma^{j-k} r_j - b (causality: past rewards do not depend
+                  on later actions);
+  "gae":          psi_k = GAE(gamma, lambda) advantage, a learned value baseline.
+A trajectory cut by a time limit or the end of the batch is completed by the value estimate of
+its last state. One gradient step (Adam) on the policy per batch; V is fitted separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from policysearch.algos.base import Algorithm, Metrics, OnPolicyConfig
+from policysearch.algos.common import explained_variance, fit_critic, flatten_time, flatten_with_gae
+from policysearch.errors import require_positive
+from policysearch.estimators import discounted_returns, masked_mean
+from policysearch.policies import Policy, PolicyParams
+from policysearch.rollout import Batch
+
+Estimator = Literal["trajectory", "reward_to_go", "gae"]
+
+
+@dataclass(frozen=True)
+class PGConfig(OnPolicyConfig):
+    """Vanilla policy-gradient hyper-parameters."""
+
+    estimator: Estimator = "gae"
+    """psi_k: whole-trajectory return, reward-to-go, or GAE advantage."""
+    baseline: bool = True
+    """Subtract the batch-mean baseline b (trajectory and reward_to_go estimators)."""
+    learning_rate: float = 1e-3
+    """Adam step size of the policy."""
+    critic_learning_rate: float = 1e-3
+    """Adam step size of the value function."""
+    critic_epochs: int = 5
+    """Passes of value-function regression per update."""
+    critic_minibatch_size: int = 128
+    """Samples per value-function gradient step."""
+    normalize_advantage: bool = True
+    """Divide psi by its batch standard deviation (no centring: that is the baseline's job)."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip of the policy step."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("learning_rate", "critic_learning_rate", "critic_epochs", "critic_minibatch_size", "max_grad_norm"):
+            require_positive(name, getattr(self, name))
+
+
+class PGState(NamedTuple):
+    params: PolicyParams
+    actor_opt_state: optax.OptState
+    critic_opt_state: optax.OptState
+    key: jax.Array
+
+
+def trajectory_returns(returns_to_go: jax.Array, valid: jax.Array, terminated: jax.Array, truncated: jax.Array) -> jax.Array:
+    """For every row [T, N], the return-to-go at the first row of its trajectory segment: r(tau)."""
+    done_before = jnp.concatenate([jnp.ones_like(valid[:1]), jnp.maximum(terminated, truncated)[:-1]], axis=0)
+    starts = (done_before > 0) | (jnp.concatenate([jnp.ones_like(valid[:1]), valid[:-1]], axis=0) == 0)
+
+    def forward(carry: jax.Array, xs: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        g, is_start = xs
+        carry = jnp.where(is_start, g, carry)
+        return carry, carry
+
+    return jax.lax.scan(forward, returns_to_go[0], (returns_to_go, starts))[1]
+
+
+def policy_gradient_surrogate(log_probs: jax.Array, psi: jax.Array, valid: jax.Array) -> jax.Array:
+    """E[log pi(u|x) psi] with psi held constant: its gradient is the policy-gradient estimate."""
+    return masked_mean(log_probs * jax.lax.stop_gradient(psi), valid)
+
+
+def make_pg(config: PGConfig, policy: Policy, num_updates: int) -> Algorithm:
+    """Build the policy-gradient algorithm for `policy` (no schedule: num_updates unused)."""
+    actor_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
+    critic_opt = optax.adam(config.critic_learning_rate)
+
+    def init(key: jax.Array) -> PGState:
+        k_params, k_state = jax.random.split(key)
+        params = policy.init(k_params)
+        return PGState(params, actor_opt.init((params.actor, params.log_std)), critic_opt.init(params.critic), k_state)
+
+    def psi_of(batch: Batch) -> jax.Array:
+        if config.estimator == "gae":
+            return flatten_with_gae(batch, config.gamma, config.gae_lambda).advantages
+        g = discounted_returns(batch.rewards, batch.last_value, batch.terminated, batch.truncated, batch.values, config.gamma)
+        if config.estimator == "trajectory":
+            g = trajectory_returns(g, batch.valid, batch.terminated, batch.truncated)
+        g = flatten_time(g)
+        return g - masked_mean(g, flatten_time(batch.valid)) if config.baseline else g
+
+    @jax.jit
+    def update(state: PGState, batch: Batch) -> tuple[PGState, Metrics]:
+        fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)
+        psi = psi_of(batch)
+        psi_std = jnp.sqrt(masked_mean((psi - masked_mean(psi, fb.valid)) ** 2, fb.valid))
+        if config.normalize_advantage:
+            psi = psi / (psi_std + 1e-8)  # scale only: centring is the baseline's job
+        params = state.params
+
+        def objective(actor_and_std: tuple[dict, jax.Array]) -> jax.Array:
+            actor, log_std = actor_and_std
+            dist = policy.dist(params._replace(actor=actor, log_std=log_std), fb.obs)
+            return -policy_gradient_surrogate(dist.log_prob(fb.actions), psi, fb.valid)
+
+        loss, grads = jax.value_and_grad(objective)((params.actor, params.log_std))
+        updates, actor_opt_state = actor_opt.update(grads, state.actor_opt_state, (params.actor, params.log_std))
+        actor, log_std = optax.apply_updates((params.actor, params.log_std), updates)
+        params = params._replace(actor=actor, log_std=log_std)
+        params, critic_opt_state, key, value_loss = fit_critic(
+            policy, critic_opt, params, state.critic_opt_state, fb.obs, fb.returns, fb.valid, state.key,
+            config.critic_epochs, config.critic_minibatch_size,
+        )
+        metrics = {
+            "policy_loss": loss,
+            "value_loss": value_loss,
+            "psi_std": psi_std,
+            "entropy": masked_mean(policy.dist(state.params, fb.obs).entropy(), fb.valid),
+            "explained_variance": explained_variance(fb.returns, fb.values, fb.valid),
+        }
+        return PGState(params, actor_opt_state, critic_opt_state, key), metrics
+
+    return Algorithm("pg", config, policy, init, update)

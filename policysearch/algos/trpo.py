@@ -1,0 +1,152 @@
+"""Trust Region Policy Optimization (Schulman et al. 2015), the practical algorithm of sec. 6:
+
+    maximise_theta  L(theta) = E_t[ pi_theta(a_t|s_t) / pi_old(a_t|s_t) A_t ]
+    subject to      KL_bar(theta) = E_t[ KL(pi_old(.|s_t) || pi_theta(.|s_t)) ] <= delta.
+
+The step direction x solves F x = g by conjugate gradient (appendix C), with g = grad L and F the
+Fisher matrix, i.e. the Hessian of KL_bar at theta_old, touched only through Fisher-vector
+products (forward-over-reverse autodiff of the KL, plus damping). The step is scaled to the
+boundary, beta = sqrt(2 delta / x^T F x), and backtracked by `line_search_shrink` until the KL
+holds and L improves; if no step qualifies, the policy stays. V is fitted separately by Adam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from policysearch.algos.base import Algorithm, Metrics, OnPolicyConfig
+from policysearch.algos.common import explained_variance, fit_critic, flatten_with_gae
+from policysearch.errors import require_fraction, require_positive
+from policysearch.estimators import masked_mean, normalize_advantages
+from policysearch.policies import Policy, PolicyParams
+from policysearch.rollout import Batch
+
+
+@dataclass(frozen=True)
+class TRPOConfig(OnPolicyConfig):
+    """TRPO hyper-parameters; defaults are sb3-contrib's."""
+
+    max_kl: float = 0.01
+    """Trust region radius delta on the mean KL."""
+    cg_iterations: int = 15
+    """Conjugate-gradient iterations."""
+    cg_damping: float = 0.1
+    """Damping lambda added to the Fisher matrix: (F + lambda I) x = g."""
+    line_search_shrink: float = 0.8
+    """Backtracking factor of the line search."""
+    line_search_steps: int = 10
+    """Step sizes tried by the line search."""
+    learning_rate: float = 1e-3
+    """Adam step size of the value function."""
+    critic_epochs: int = 10
+    """Passes of value-function regression per update."""
+    critic_minibatch_size: int = 128
+    """Samples per value-function gradient step."""
+    normalize_advantage: bool = True
+    """Normalise advantages over each batch."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("max_kl", "cg_iterations", "line_search_steps", "learning_rate", "critic_epochs", "critic_minibatch_size"):
+            require_positive(name, getattr(self, name))
+        require_fraction("line_search_shrink", self.line_search_shrink, closed=False)
+        require_positive("cg_damping", self.cg_damping + 1e-30)
+
+
+class TRPOState(NamedTuple):
+    params: PolicyParams
+    critic_opt_state: optax.OptState
+    key: jax.Array
+
+
+def conjugate_gradient(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, iterations: int, tol: float = 1e-10) -> jax.Array:
+    """Solve A x = b for symmetric positive-definite A given only x -> A x (Hestenes-Stiefel CG),
+    stopping after `iterations` or when the squared residual falls below tol."""
+
+    def cond(c: tuple) -> jax.Array:
+        i, _, _, _, rr = c
+        return (i < iterations) & (rr > tol)
+
+    def body(c: tuple) -> tuple:
+        i, x, r, p, rr = c
+        ap = matvec(p)
+        alpha = rr / jnp.vdot(p, ap)
+        x, r = x + alpha * p, r - alpha * ap
+        rr_new = jnp.vdot(r, r)
+        return i + 1, x, r, r + (rr_new / rr) * p, rr_new
+
+    x0 = jnp.zeros_like(b)
+    return jax.lax.while_loop(cond, body, (0, x0, b, b, jnp.vdot(b, b)))[1]
+
+
+def make_trpo(config: TRPOConfig, policy: Policy, num_updates: int) -> Algorithm:
+    """Build TRPO for `policy` (num_updates is unused: TRPO has no schedule)."""
+    critic_opt = optax.adam(config.learning_rate)
+
+    def init(key: jax.Array) -> TRPOState:
+        k_params, k_state = jax.random.split(key)
+        params = policy.init(k_params)
+        return TRPOState(params, critic_opt.init(params.critic), k_state)
+
+    @jax.jit
+    def update(state: TRPOState, batch: Batch) -> tuple[TRPOState, Metrics]:
+        fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)
+        adv = normalize_advantages(fb.advantages, fb.valid) if config.normalize_advantage else fb.advantages
+        params = state.params
+        actor0, unravel = ravel_pytree((params.actor, params.log_std))
+        old_dist = policy.dist(params, fb.obs)
+
+        def dist_of(flat: jax.Array):
+            actor, log_std = unravel(flat)
+            return policy.dist(params._replace(actor=actor, log_std=log_std), fb.obs)
+
+        def surrogate(flat: jax.Array) -> jax.Array:
+            return masked_mean(jnp.exp(dist_of(flat).log_prob(fb.actions) - fb.old_log_probs) * adv, fb.valid)
+
+        def mean_kl(flat: jax.Array) -> jax.Array:
+            return masked_mean(old_dist.kl(dist_of(flat)), fb.valid)
+
+        kl_grad = jax.grad(mean_kl)
+
+        def fisher_vector(v: jax.Array) -> jax.Array:
+            return jax.jvp(kl_grad, (actor0,), (v,))[1] + config.cg_damping * v
+
+        surr0, g = jax.value_and_grad(surrogate)(actor0)
+        direction = conjugate_gradient(fisher_vector, g, config.cg_iterations)
+        step = jnp.sqrt(2.0 * config.max_kl / (jnp.vdot(direction, fisher_vector(direction)) + 1e-12)) * direction
+
+        def try_step(c: tuple) -> tuple:
+            i, _, _, _, _ = c
+            candidate = actor0 + config.line_search_shrink**i * step
+            surr, kl = surrogate(candidate), mean_kl(candidate)
+            ok = (kl <= config.max_kl) & (surr > surr0) & jnp.isfinite(surr)
+            return i + 1, ok, candidate, surr, kl
+
+        _, accepted, candidate, surr, kl = jax.lax.while_loop(
+            lambda c: (c[0] < config.line_search_steps) & ~c[1], try_step,
+            (0, jnp.asarray(False), actor0, surr0, jnp.asarray(0.0, surr0.dtype)),
+        )
+        new_flat = jnp.where(accepted, candidate, actor0)
+        actor, log_std = unravel(new_flat)
+        params = params._replace(actor=actor, log_std=log_std)
+        params, critic_opt_state, key, value_loss = fit_critic(
+            policy, critic_opt, params, state.critic_opt_state, fb.obs, fb.returns, fb.valid, state.key,
+            config.critic_epochs, config.critic_minibatch_size,
+        )
+        metrics = {
+            "surrogate_improvement": jnp.where(accepted, surr - surr0, 0.0),
+            "kl": jnp.where(accepted, kl, 0.0),
+            "step_accepted": accepted.astype(jnp.float32),
+            "value_loss": value_loss,
+            "entropy": masked_mean(old_dist.entropy(), fb.valid),
+            "explained_variance": explained_variance(fb.returns, fb.values, fb.valid),
+        }
+        return TRPOState(params, critic_opt_state, key), metrics
+
+    return Algorithm("trpo", config, policy, init, update)
