@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policysearch.algos import PPOConfig
+from policysearch.algos import ALGORITHMS
 from policysearch.evaluation import evaluate
 from policysearch.snapshot import TrainedPolicy
 from policysearch.train import RunConfig, train
@@ -35,12 +35,20 @@ def _random_return(env: str, policy: TrainedPolicy) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("env", "threshold", "loss"),
-    [("InvertedPendulum-v5", 1000.0, "clip"), ("CartPole-v1", 475.0, "clip"), ("CartPole-v1", 475.0, "kl_penalty")],
+    ("algo", "env", "threshold", "options"),
+    [
+        ("ppo", "InvertedPendulum-v5", 1000.0, {}),
+        ("ppo", "CartPole-v1", 475.0, {}),
+        ("ppo", "CartPole-v1", 475.0, {"loss": "kl_penalty"}),
+        ("trpo", "InvertedPendulum-v5", 1000.0, {}),
+        ("trpo", "CartPole-v1", 475.0, {}),
+        ("pg", "CartPole-v1", 475.0, {"estimator": "trajectory"}),
+    ],
 )
-def test_ppo_learns_within_100k_steps(tmp_path: Path, env: str, threshold: float, loss: str) -> None:
+def test_learns_within_100k_steps(tmp_path: Path, algo: str, env: str, threshold: float, options: dict) -> None:
     run = RunConfig(env=env, total_steps=100_000, seed=0, num_envs=8, run_dir=str(tmp_path / "r"), progress=False, eval_episodes=0, video=False)
-    result = train("ppo", run, PPOConfig(loss=loss))
+    config_cls, _ = ALGORITHMS[algo]
+    result = train(algo, run, config_cls(**options))
     score = evaluate(result.agent, env, episodes=10, seed=123)
     assert _random_return(env, result.agent) < threshold / 10
     assert score["return_mean"] >= threshold, score
