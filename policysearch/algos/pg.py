@@ -15,6 +15,7 @@ its last state. One gradient step (Adam) on the policy per batch; V is fitted se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, NamedTuple
 
 import jax
@@ -83,54 +84,63 @@ def policy_gradient_surrogate(log_probs: jax.Array, psi: jax.Array, valid: jax.A
     return masked_mean(log_probs * jax.lax.stop_gradient(psi), valid)
 
 
+def _optimizers(config: PGConfig) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    actor = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
+    return actor, optax.adam(config.critic_learning_rate)
+
+
 def make_pg(config: PGConfig, policy: Policy, num_updates: int) -> Algorithm:
     """Build the policy-gradient algorithm for `policy` (no schedule: num_updates unused)."""
-    actor_opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
-    critic_opt = optax.adam(config.critic_learning_rate)
+    actor_opt, critic_opt = _optimizers(config)
 
     def init(key: jax.Array) -> PGState:
         k_params, k_state = jax.random.split(key)
         params = policy.init(k_params)
         return PGState(params, actor_opt.init((params.actor, params.log_std)), critic_opt.init(params.critic), k_state)
 
-    def psi_of(batch: Batch) -> jax.Array:
-        if config.estimator == "gae":
-            return flatten_with_gae(batch, config.gamma, config.gae_lambda).advantages
-        g = discounted_returns(batch.rewards, batch.last_value, batch.terminated, batch.truncated, batch.values, config.gamma)
-        if config.estimator == "trajectory":
-            g = trajectory_returns(g, batch.valid, batch.terminated, batch.truncated)
-        g = flatten_time(g)
-        return g - masked_mean(g, flatten_time(batch.valid)) if config.baseline else g
+    return Algorithm("pg", config, policy, init, partial(pg_update, config=config, policy=policy))
 
-    @jax.jit
-    def update(state: PGState, batch: Batch) -> tuple[PGState, Metrics]:
-        fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)
-        psi = psi_of(batch)
-        psi_std = jnp.sqrt(masked_mean((psi - masked_mean(psi, fb.valid)) ** 2, fb.valid))
-        if config.normalize_advantage:
-            psi = psi / (psi_std + 1e-8)  # scale only: centring is the baseline's job
-        params = state.params
 
-        def objective(actor_and_std: tuple[dict, jax.Array]) -> jax.Array:
-            actor, log_std = actor_and_std
-            dist = policy.dist(params._replace(actor=actor, log_std=log_std), fb.obs)
-            return -policy_gradient_surrogate(dist.log_prob(fb.actions), psi, fb.valid)
+def psi_of(batch: Batch, config: PGConfig) -> jax.Array:
+    """psi_k of every flattened row for the configured estimator (before scaling)."""
+    if config.estimator == "gae":
+        return flatten_with_gae(batch, config.gamma, config.gae_lambda).advantages
+    g = discounted_returns(batch.rewards, batch.last_value, batch.terminated, batch.truncated, batch.values, config.gamma)
+    if config.estimator == "trajectory":
+        g = trajectory_returns(g, batch.valid, batch.terminated, batch.truncated)
+    g = flatten_time(g)
+    return g - masked_mean(g, flatten_time(batch.valid)) if config.baseline else g
 
-        loss, grads = jax.value_and_grad(objective)((params.actor, params.log_std))
-        updates, actor_opt_state = actor_opt.update(grads, state.actor_opt_state, (params.actor, params.log_std))
-        actor, log_std = optax.apply_updates((params.actor, params.log_std), updates)
-        params = params._replace(actor=actor, log_std=log_std)
-        params, critic_opt_state, key, value_loss = fit_critic(
-            policy, critic_opt, params, state.critic_opt_state, fb.obs, fb.returns, fb.valid, state.key,
-            config.critic_epochs, config.critic_minibatch_size,
-        )
-        metrics = {
-            "policy_loss": loss,
-            "value_loss": value_loss,
-            "psi_std": psi_std,
-            "entropy": masked_mean(policy.dist(state.params, fb.obs).entropy(), fb.valid),
-            "explained_variance": explained_variance(fb.returns, fb.values, fb.valid),
-        }
-        return PGState(params, actor_opt_state, critic_opt_state, key), metrics
 
-    return Algorithm("pg", config, policy, init, update)
+@partial(jax.jit, static_argnames=("config", "policy"))
+def pg_update(state: PGState, batch: Batch, config: PGConfig, policy: Policy) -> tuple[PGState, Metrics]:
+    """One policy-gradient step and the critic fit (compiled once per config and policy)."""
+    actor_opt, critic_opt = _optimizers(config)
+    fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)
+    psi = psi_of(batch, config)
+    psi_std = jnp.sqrt(masked_mean((psi - masked_mean(psi, fb.valid)) ** 2, fb.valid))
+    if config.normalize_advantage:
+        psi = psi / (psi_std + 1e-8)  # scale only: centring is the baseline's job
+    params = state.params
+
+    def objective(actor_and_std: tuple[dict, jax.Array]) -> jax.Array:
+        actor, log_std = actor_and_std
+        dist = policy.dist(params._replace(actor=actor, log_std=log_std), fb.obs)
+        return -policy_gradient_surrogate(dist.log_prob(fb.actions), psi, fb.valid)
+
+    loss, grads = jax.value_and_grad(objective)((params.actor, params.log_std))
+    updates, actor_opt_state = actor_opt.update(grads, state.actor_opt_state, (params.actor, params.log_std))
+    actor, log_std = optax.apply_updates((params.actor, params.log_std), updates)
+    params = params._replace(actor=actor, log_std=log_std)
+    params, critic_opt_state, key, value_loss = fit_critic(
+        policy, critic_opt, params, state.critic_opt_state, fb.obs, fb.returns, fb.valid, state.key,
+        config.critic_epochs, config.critic_minibatch_size,
+    )
+    metrics = {
+        "policy_loss": loss,
+        "value_loss": value_loss,
+        "psi_std": psi_std,
+        "entropy": masked_mean(policy.dist(state.params, fb.obs).entropy(), fb.valid),
+        "explained_variance": explained_variance(fb.returns, fb.values, fb.valid),
+    }
+    return PGState(params, actor_opt_state, critic_opt_state, key), metrics

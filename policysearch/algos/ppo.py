@@ -11,6 +11,7 @@ One call of `update` runs every epoch and minibatch, jitted.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, NamedTuple
 
 import jax
@@ -86,61 +87,66 @@ class _Minibatch(NamedTuple):
     valid: jax.Array
 
 
-def make_ppo(config: PPOConfig, policy: Policy, num_updates: int) -> Algorithm:
-    """Build PPO for `policy`; `num_updates` sets the learning-rate annealing horizon."""
+def _optimizer(config: PPOConfig, num_updates: int) -> optax.GradientTransformation:
     minibatches = config.steps_per_update // config.minibatch_size  # per epoch
     lr = (
         optax.linear_schedule(config.learning_rate, 0.0, max(num_updates, 1) * config.epochs * minibatches)
         if config.anneal_lr
         else config.learning_rate
     )
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
+
+
+def make_ppo(config: PPOConfig, policy: Policy, num_updates: int) -> Algorithm:
+    """Build PPO for `policy`; `num_updates` sets the learning-rate annealing horizon."""
 
     def init(key: jax.Array) -> PPOState:
         k_params, k_state = jax.random.split(key)
         params = policy.init(k_params)
-        return PPOState(params, optimizer.init(params), jnp.asarray(config.kl_beta, jnp.float32), k_state)
+        return PPOState(params, _optimizer(config, num_updates).init(params), jnp.asarray(config.kl_beta, jnp.float32), k_state)
 
-    def loss_fn(params: PolicyParams, mb: _Minibatch, beta: jax.Array) -> tuple[jax.Array, Metrics]:
-        dist = policy.dist(params, mb.obs)
-        log_ratio = dist.log_prob(mb.actions) - mb.old_log_probs
-        adv = normalize_advantages(mb.advantages, mb.valid)
-        kl = type(dist)(*mb.old_dist).kl(dist)
-        if config.loss == "clip":
-            surrogate = clipped_surrogate(log_ratio, adv, config.clip_coef)
-        else:
-            surrogate = jnp.exp(log_ratio) * adv - beta * kl
-        policy_obj = masked_mean(surrogate, mb.valid)
-        value_loss = 0.5 * masked_mean((policy.value(params, mb.obs) - mb.returns) ** 2, mb.valid)
-        entropy = masked_mean(dist.entropy(), mb.valid)
-        loss = -policy_obj + config.vf_coef * value_loss - config.ent_coef * entropy
-        clip_frac = masked_mean((jnp.abs(jnp.exp(log_ratio) - 1.0) > config.clip_coef).astype(jnp.float32), mb.valid)
-        return loss, {
-            "policy_objective": policy_obj,
-            "value_loss": value_loss,
-            "entropy": entropy,
-            "approx_kl": masked_mean(kl, mb.valid),
-            "clip_fraction": clip_frac,
-        }
+    return Algorithm("ppo", config, policy, init, partial(ppo_update, config=config, policy=policy, num_updates=num_updates))
 
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-    @jax.jit
-    def update(state: PPOState, batch: Batch) -> tuple[PPOState, Metrics]:
-        fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)
-        old_dist = policy.dist(state.params, fb.obs)
-        data = _Minibatch(fb.obs, fb.actions, fb.old_log_probs, tuple(old_dist), fb.advantages, fb.returns, fb.valid)
-        params, opt_state, key, metrics = sgd_epochs(
-            lambda p, mb: grad_fn(p, mb, state.beta), optimizer, state.params, state.opt_state, data, state.key,
-            config.epochs, config.minibatch_size,
-        )
-        new_dist = policy.dist(params, data.obs)
-        kl_after = masked_mean(old_dist.kl(new_dist), data.valid)
-        beta = state.beta
-        if config.loss == "kl_penalty":
-            beta = jnp.where(kl_after < config.kl_target / 1.5, beta / 2.0, jnp.where(kl_after > config.kl_target * 1.5, beta * 2.0, beta))
-        explained_var = explained_variance(fb.returns, fb.values, fb.valid)
-        metrics.update(kl=kl_after, kl_beta=beta, explained_variance=explained_var)
-        return PPOState(params, opt_state, beta, key), metrics
+def ppo_loss(params: PolicyParams, mb: _Minibatch, beta: jax.Array, config: PPOConfig, policy: Policy) -> tuple[jax.Array, Metrics]:
+    """-L (clipped or KL-penalised) + vf_coef * 0.5 (V - V_targ)^2 - ent_coef * H on one minibatch."""
+    dist = policy.dist(params, mb.obs)
+    log_ratio = dist.log_prob(mb.actions) - mb.old_log_probs
+    adv = normalize_advantages(mb.advantages, mb.valid)
+    kl = type(dist)(*mb.old_dist).kl(dist)
+    if config.loss == "clip":
+        surrogate = clipped_surrogate(log_ratio, adv, config.clip_coef)
+    else:
+        surrogate = jnp.exp(log_ratio) * adv - beta * kl
+    policy_obj = masked_mean(surrogate, mb.valid)
+    value_loss = 0.5 * masked_mean((policy.value(params, mb.obs) - mb.returns) ** 2, mb.valid)
+    entropy = masked_mean(dist.entropy(), mb.valid)
+    loss = -policy_obj + config.vf_coef * value_loss - config.ent_coef * entropy
+    clip_frac = masked_mean((jnp.abs(jnp.exp(log_ratio) - 1.0) > config.clip_coef).astype(jnp.float32), mb.valid)
+    return loss, {
+        "policy_objective": policy_obj,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": masked_mean(kl, mb.valid),
+        "clip_fraction": clip_frac,
+    }
 
-    return Algorithm("ppo", config, policy, init, update)
+
+@partial(jax.jit, static_argnames=("config", "policy", "num_updates"))
+def ppo_update(state: PPOState, batch: Batch, config: PPOConfig, policy: Policy, num_updates: int) -> tuple[PPOState, Metrics]:
+    """All epochs and minibatches of one PPO update (compiled once per config and policy)."""
+    optimizer = _optimizer(config, num_updates)
+    grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
+    fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)
+    old_dist = policy.dist(state.params, fb.obs)
+    data = _Minibatch(fb.obs, fb.actions, fb.old_log_probs, tuple(old_dist), fb.advantages, fb.returns, fb.valid)
+    params, opt_state, key, metrics = sgd_epochs(
+        lambda p, mb: grad_fn(p, mb, state.beta, config, policy), optimizer, state.params, state.opt_state, data, state.key,
+        config.epochs, config.minibatch_size,
+    )
+    kl_after = masked_mean(old_dist.kl(policy.dist(params, data.obs)), data.valid)
+    beta = state.beta
+    if config.loss == "kl_penalty":
+        beta = jnp.where(kl_after < config.kl_target / 1.5, beta / 2.0, jnp.where(kl_after > config.kl_target * 1.5, beta * 2.0, beta))
+    metrics.update(kl=kl_after, kl_beta=beta, explained_variance=explained_variance(fb.returns, fb.values, fb.valid))
+    return PPOState(params, opt_state, beta, key), metrics

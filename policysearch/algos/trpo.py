@@ -13,6 +13,7 @@ holds and L improves; if no step qualifies, the policy stays. V is fitted separa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, NamedTuple
 
 import jax
@@ -87,66 +88,68 @@ def conjugate_gradient(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, i
 
 def make_trpo(config: TRPOConfig, policy: Policy, num_updates: int) -> Algorithm:
     """Build TRPO for `policy` (num_updates is unused: TRPO has no schedule)."""
-    critic_opt = optax.adam(config.learning_rate)
 
     def init(key: jax.Array) -> TRPOState:
         k_params, k_state = jax.random.split(key)
         params = policy.init(k_params)
-        return TRPOState(params, critic_opt.init(params.critic), k_state)
+        return TRPOState(params, optax.adam(config.learning_rate).init(params.critic), k_state)
 
-    @jax.jit
-    def update(state: TRPOState, batch: Batch) -> tuple[TRPOState, Metrics]:
-        fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)
-        adv = normalize_advantages(fb.advantages, fb.valid) if config.normalize_advantage else fb.advantages
-        params = state.params
-        actor0, unravel = ravel_pytree((params.actor, params.log_std))
-        old_dist = policy.dist(params, fb.obs)
+    return Algorithm("trpo", config, policy, init, partial(trpo_update, config=config, policy=policy))
 
-        def dist_of(flat: jax.Array):
-            actor, log_std = unravel(flat)
-            return policy.dist(params._replace(actor=actor, log_std=log_std), fb.obs)
 
-        def surrogate(flat: jax.Array) -> jax.Array:
-            return masked_mean(jnp.exp(dist_of(flat).log_prob(fb.actions) - fb.old_log_probs) * adv, fb.valid)
+@partial(jax.jit, static_argnames=("config", "policy"))
+def trpo_update(state: TRPOState, batch: Batch, config: TRPOConfig, policy: Policy) -> tuple[TRPOState, Metrics]:
+    """One TRPO policy step (CG + line search) and the critic fit (compiled once per config and policy)."""
+    critic_opt = optax.adam(config.learning_rate)
+    fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)
+    adv = normalize_advantages(fb.advantages, fb.valid) if config.normalize_advantage else fb.advantages
+    params = state.params
+    actor0, unravel = ravel_pytree((params.actor, params.log_std))
+    old_dist = policy.dist(params, fb.obs)
 
-        def mean_kl(flat: jax.Array) -> jax.Array:
-            return masked_mean(old_dist.kl(dist_of(flat)), fb.valid)
+    def dist_of(flat: jax.Array):
+        actor, log_std = unravel(flat)
+        return policy.dist(params._replace(actor=actor, log_std=log_std), fb.obs)
 
-        kl_grad = jax.grad(mean_kl)
+    def surrogate(flat: jax.Array) -> jax.Array:
+        return masked_mean(jnp.exp(dist_of(flat).log_prob(fb.actions) - fb.old_log_probs) * adv, fb.valid)
 
-        def fisher_vector(v: jax.Array) -> jax.Array:
-            return jax.jvp(kl_grad, (actor0,), (v,))[1] + config.cg_damping * v
+    def mean_kl(flat: jax.Array) -> jax.Array:
+        return masked_mean(old_dist.kl(dist_of(flat)), fb.valid)
 
-        surr0, g = jax.value_and_grad(surrogate)(actor0)
-        direction = conjugate_gradient(fisher_vector, g, config.cg_iterations)
-        step = jnp.sqrt(2.0 * config.max_kl / (jnp.vdot(direction, fisher_vector(direction)) + 1e-12)) * direction
+    kl_grad = jax.grad(mean_kl)
 
-        def try_step(c: tuple) -> tuple:
-            i, _, _, _, _ = c
-            candidate = actor0 + config.line_search_shrink**i * step
-            surr, kl = surrogate(candidate), mean_kl(candidate)
-            ok = (kl <= config.max_kl) & (surr > surr0) & jnp.isfinite(surr)
-            return i + 1, ok, candidate, surr, kl
+    def fisher_vector(v: jax.Array) -> jax.Array:
+        return jax.jvp(kl_grad, (actor0,), (v,))[1] + config.cg_damping * v
 
-        _, accepted, candidate, surr, kl = jax.lax.while_loop(
-            lambda c: (c[0] < config.line_search_steps) & ~c[1], try_step,
-            (0, jnp.asarray(False), actor0, surr0, jnp.asarray(0.0, surr0.dtype)),
-        )
-        new_flat = jnp.where(accepted, candidate, actor0)
-        actor, log_std = unravel(new_flat)
-        params = params._replace(actor=actor, log_std=log_std)
-        params, critic_opt_state, key, value_loss = fit_critic(
-            policy, critic_opt, params, state.critic_opt_state, fb.obs, fb.returns, fb.valid, state.key,
-            config.critic_epochs, config.critic_minibatch_size,
-        )
-        metrics = {
-            "surrogate_improvement": jnp.where(accepted, surr - surr0, 0.0),
-            "kl": jnp.where(accepted, kl, 0.0),
-            "step_accepted": accepted.astype(jnp.float32),
-            "value_loss": value_loss,
-            "entropy": masked_mean(old_dist.entropy(), fb.valid),
-            "explained_variance": explained_variance(fb.returns, fb.values, fb.valid),
-        }
-        return TRPOState(params, critic_opt_state, key), metrics
+    surr0, g = jax.value_and_grad(surrogate)(actor0)
+    direction = conjugate_gradient(fisher_vector, g, config.cg_iterations)
+    step = jnp.sqrt(2.0 * config.max_kl / (jnp.vdot(direction, fisher_vector(direction)) + 1e-12)) * direction
 
-    return Algorithm("trpo", config, policy, init, update)
+    def try_step(c: tuple) -> tuple:
+        i, _, _, _, _ = c
+        candidate = actor0 + config.line_search_shrink**i * step
+        surr, kl = surrogate(candidate), mean_kl(candidate)
+        ok = (kl <= config.max_kl) & (surr > surr0) & jnp.isfinite(surr)
+        return i + 1, ok, candidate, surr, kl
+
+    _, accepted, candidate, surr, kl = jax.lax.while_loop(
+        lambda c: (c[0] < config.line_search_steps) & ~c[1], try_step,
+        (0, jnp.asarray(False), actor0, surr0, jnp.asarray(0.0, surr0.dtype)),
+    )
+    new_flat = jnp.where(accepted, candidate, actor0)
+    actor, log_std = unravel(new_flat)
+    params = params._replace(actor=actor, log_std=log_std)
+    params, critic_opt_state, key, value_loss = fit_critic(
+        policy, critic_opt, params, state.critic_opt_state, fb.obs, fb.returns, fb.valid, state.key,
+        config.critic_epochs, config.critic_minibatch_size,
+    )
+    metrics = {
+        "surrogate_improvement": jnp.where(accepted, surr - surr0, 0.0),
+        "kl": jnp.where(accepted, kl, 0.0),
+        "step_accepted": accepted.astype(jnp.float32),
+        "value_loss": value_loss,
+        "entropy": masked_mean(old_dist.entropy(), fb.valid),
+        "explained_variance": explained_variance(fb.returns, fb.values, fb.valid),
+    }
+    return TRPOState(params, critic_opt_state, key), metrics
