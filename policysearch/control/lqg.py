@@ -1,0 +1,84 @@
+"""The time-varying linear-Gaussian controller that iLQR/DDP returns (the lecture's guiding
+distribution):
+
+    pi_G(u_t | x_t) = N(u_t; u_bar_t + k_t + K_t (x_t - x_bar_t), Sigma_t),  Sigma_t = T * Q_uu,t^-1
+
+(with costs Q_uu is positive definite; T is a temperature). It is the maximum-entropy solution of
+the linear-quadratic problem: wide where the cost does not care, narrow where it does.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from policysearch.checkpoint import find_checkpoint, load_arrays, read_meta, save_checkpoint
+from policysearch.control.ilqr import Solution
+
+
+class LinearGaussianController(NamedTuple):
+    x_bar: jax.Array  # [T+1, n]
+    u_bar: jax.Array  # [T, m]
+    k: jax.Array  # [T, m]
+    K: jax.Array  # [T, m, n]
+    cov: jax.Array  # [T, m, m]
+
+    @property
+    def horizon(self) -> int:
+        return int(self.u_bar.shape[0])
+
+    @staticmethod
+    def from_solution(sol: Solution, temperature: float = 1.0) -> "LinearGaussianController":
+        """Gains of the final backward pass, covariance temperature * Q_uu^-1 (regularised Q_uu,
+        which is positive definite even where a control limit is active)."""
+        cov = temperature * jnp.linalg.inv(sol.Q_uu)
+        return LinearGaussianController(sol.x, sol.u, sol.k, sol.K, 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
+
+    def mean(self, t: jax.Array, x: jax.Array) -> jax.Array:
+        """g(x_t) = u_bar_t + k_t + K_t (x_t - x_bar_t)."""
+        return self.u_bar[t] + self.k[t] + self.K[t] @ (x - self.x_bar[t])
+
+    def sample(self, key: jax.Array, t: jax.Array, x: jax.Array) -> jax.Array:
+        chol = jnp.linalg.cholesky(self.cov[t])
+        return self.mean(t, x) + chol @ jax.random.normal(key, (self.u_bar.shape[-1],), self.u_bar.dtype)
+
+    def log_prob(self, t: jax.Array, x: jax.Array, u: jax.Array) -> jax.Array:
+        """log N(u; g(x_t), Sigma_t)."""
+        chol = jnp.linalg.cholesky(self.cov[t])
+        z = jax.scipy.linalg.solve_triangular(chol, u - self.mean(t, x), lower=True)
+        m = u.shape[-1]
+        return -0.5 * z @ z - jnp.sum(jnp.log(jnp.diagonal(chol))) - 0.5 * m * math.log(2 * math.pi)
+
+    def trajectory_log_probs(self, x: jax.Array, u: jax.Array) -> jax.Array:
+        """log pi_G(u_t | x_t) for every step of x[T(+1), n], u[T, m]: shape [T]."""
+        return jax.vmap(self.log_prob)(jnp.arange(u.shape[0]), x[: u.shape[0]], u)
+
+    def act(self, t: int, x: np.ndarray, key: jax.Array | None = None) -> np.ndarray:
+        """The control at step t (the mean; a sample when key is given); past the horizon the
+        last step's gains are reused."""
+        t = min(t, self.horizon - 1)
+        x = jnp.asarray(x, self.x_bar.dtype)
+        u = self.mean(t, x) if key is None else self.sample(key, t, x)
+        return np.asarray(u)
+
+    def save(self, run_dir: Path, meta: dict) -> Path:
+        """Write as a checkpoint (safetensors + JSON) under run_dir/controller."""
+        shape = {"state_dim": int(self.x_bar.shape[-1]), "control_dim": int(self.u_bar.shape[-1]), "horizon": self.horizon}
+        return save_checkpoint(Path(run_dir) / "controller", 0, self, dict(meta, **shape), keep=1)
+
+    @staticmethod
+    def load(run_dir: Path) -> tuple["LinearGaussianController", dict]:
+        ckpt = find_checkpoint(Path(run_dir) / "controller")
+        meta = read_meta(ckpt)
+        n, m, T = meta["state_dim"], meta["control_dim"], meta["horizon"]
+        z = np.zeros
+        template = LinearGaussianController(z((T + 1, n), np.float32), z((T, m), np.float32), z((T, m), np.float32), z((T, m, n), np.float32), z((T, m, m), np.float32))
+        return load_arrays(ckpt, template), meta
+
+
+__all__ = ["LinearGaussianController"]

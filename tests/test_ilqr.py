@@ -1,0 +1,139 @@
+"""iLQR against independent truths: the finite-horizon discrete Riccati recursion on a linear-
+quadratic problem, the box-QP against brute force, and a pendulum swing-up's end state."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from policysearch.control.boxqp import box_qp
+from policysearch.control.ilqr import ILQRConfig, backward_pass, derivatives, rollout, solve
+from policysearch.envs.systems import TASKS
+
+
+@pytest.fixture
+def x64():
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", False)
+
+
+def _riccati(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, Qf: np.ndarray, T: int):
+    """P_T = Qf; K_t = -(R + B'P B)^-1 B'P A; P_t = Q + A'P A + A'P B K_t (NumPy, float64)."""
+    P, Ps, Ks = Qf, [Qf], []
+    for _ in range(T):
+        K = -np.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
+        P = Q + A.T @ P @ A + A.T @ P @ B @ K
+        Ks.append(K)
+        Ps.append(P)
+    return Ps[::-1], Ks[::-1]
+
+
+def test_first_iteration_equals_riccati(x64) -> None:
+    rng = np.random.default_rng(0)
+    n, m, T = 4, 2, 30
+    A = np.eye(n) + 0.1 * rng.normal(size=(n, n))
+    B = 0.1 * rng.normal(size=(n, m))
+    Lq = rng.normal(size=(n, n))
+    Q, R, Qf = Lq @ Lq.T / n + np.eye(n) * 0.1, np.diag([0.5, 2.0]), 10 * np.eye(n)
+    x0 = rng.normal(size=n)
+    dyn = lambda x, u: jnp.asarray(A) @ x + jnp.asarray(B) @ u  # noqa: E731
+    run = lambda x, u: 0.5 * x @ jnp.asarray(Q) @ x + 0.5 * u @ jnp.asarray(R) @ u  # noqa: E731
+    term = lambda x: 0.5 * x @ jnp.asarray(Qf) @ x  # noqa: E731
+    u0 = jnp.asarray(rng.normal(size=(T, m)))
+    x_bar = rollout(dyn, jnp.asarray(x0), u0)
+    d = derivatives(dyn, run, term, x_bar, u0)
+    inf = jnp.full((m,), jnp.inf)
+    bw = backward_pass(d, jnp.asarray(0.0), u0, -inf, inf, jnp.zeros_like(u0))
+    Ps, Ks = _riccati(A, B, Q, R, Qf, T)
+    np.testing.assert_allclose(np.asarray(bw.K), np.stack(Ks), atol=1e-8, rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(bw.V_xx), np.stack(Ps), atol=1e-8, rtol=1e-8)
+    # the first full step lands on the LQR optimum: cost-to-go 0.5 x0' P_0 x0
+    sol = solve(dyn, run, term, jnp.asarray(x0), u0, config=ILQRConfig(mu_init=0.0, max_iterations=3))
+    optimum = 0.5 * x0 @ Ps[0] @ x0
+    assert float(sol.costs[1]) == pytest.approx(optimum, rel=1e-8)
+    assert float(sol.alphas[1]) == 1.0
+
+
+def test_box_qp_matches_brute_force() -> None:
+    """On random 3-d problems, the projected-Newton solution has the best value over a dense grid
+    of the box and satisfies the bounds."""
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        L = rng.normal(size=(3, 3))
+        H = L @ L.T + 0.3 * np.eye(3)
+        g = rng.normal(size=3) * 3
+        lo, hi = -np.ones(3), np.ones(3)
+        res = box_qp(jnp.asarray(H, jnp.float32), jnp.asarray(g, jnp.float32), jnp.asarray(lo, jnp.float32), jnp.asarray(hi, jnp.float32), jnp.zeros(3))
+        x = np.asarray(res.x, np.float64)
+        assert np.all(x >= lo - 1e-6) and np.all(x <= hi + 1e-6)
+        grid = np.array(list(itertools.product(np.linspace(-1, 1, 41), repeat=3)))
+        vals = 0.5 * np.einsum("bi,ij,bj->b", grid, H, grid) + grid @ g
+        assert 0.5 * x @ H @ x + g @ x <= vals.min() + 1e-4
+        # clamped coordinates sit on a bound with the gradient pushing outward
+        grad = H @ x + g
+        for i in np.flatnonzero(~np.asarray(res.free)):
+            assert (x[i] <= lo[i] + 1e-6 and grad[i] > 0) or (x[i] >= hi[i] - 1e-6 and grad[i] < 0)
+
+
+def test_pendulum_swingup() -> None:
+    task = TASKS["pendulum-swingup"]()
+    lo, hi = jnp.asarray(task.u_low), jnp.asarray(task.u_high)
+    sol = jax.jit(lambda x0, u: solve(task.dynamics, task.running_cost, task.terminal_cost, x0, u, lo, hi, ILQRConfig(max_iterations=200)))(
+        task.initial_state(), jnp.zeros((task.horizon, 1))
+    )
+    theta, theta_dot = np.asarray(sol.x[-1])
+    assert abs(theta - np.pi) < 0.05 and abs(theta_dot) < 0.1
+    costs = np.asarray(sol.costs)[: int(sol.iterations) + 1]
+    assert np.all(np.diff(costs) <= 1e-6 * costs[0]), costs  # accepted costs never increase
+    assert costs[-1] < 0.01 * costs[0]
+    u = np.asarray(sol.u)
+    assert np.all(u >= task.u_low[0] - 1e-6) and np.all(u <= task.u_high[0] + 1e-6)
+    assert np.abs(u).max() > 0.5 * task.u_high[0]  # the limits matter for this swing
+
+
+@pytest.mark.parametrize("name", ["cartpole-swingup", "arm-reach"])
+def test_other_tasks_converge(name: str) -> None:
+    task = TASKS[name]()
+    lo, hi = jnp.asarray(task.u_low), jnp.asarray(task.u_high)
+    sol = jax.jit(lambda x0, u: solve(task.dynamics, task.running_cost, task.terminal_cost, x0, u, lo, hi, ILQRConfig(max_iterations=300)))(
+        task.initial_state(), jnp.zeros((task.horizon, task.control_dim))
+    )
+    costs = np.asarray(sol.costs)[: int(sol.iterations) + 1]
+    assert np.all(np.diff(costs) <= 1e-6 * costs[0])
+    assert costs[-1] < 0.01 * costs[0]
+    assert np.all(np.abs(np.asarray(sol.u)) <= task.u_high[0] + 1e-6)
+
+
+def test_linear_gaussian_controller(tmp_path) -> None:
+    """log_prob against SciPy's multivariate normal; sample moments; save/load round trip."""
+    from scipy.stats import multivariate_normal
+
+    from policysearch.control.lqg import LinearGaussianController
+
+    task = TASKS["arm-reach"]()
+    lo, hi = jnp.asarray(task.u_low), jnp.asarray(task.u_high)
+    sol = solve(task.dynamics, task.running_cost, task.terminal_cost, task.initial_state(), jnp.zeros((task.horizon, 2)), lo, hi, ILQRConfig(max_iterations=30))
+    ctrl = LinearGaussianController.from_solution(sol, temperature=1.0)
+    rng = np.random.default_rng(0)
+    for t in (0, 17, task.horizon - 1):
+        x = np.asarray(ctrl.x_bar[t]) + 0.01 * rng.normal(size=4)
+        u = rng.normal(size=2)
+        mean = np.asarray(ctrl.u_bar[t] + ctrl.k[t] + ctrl.K[t] @ (x - ctrl.x_bar[t]))
+        expected = multivariate_normal(mean, np.asarray(ctrl.cov[t], np.float64)).logpdf(u)
+        assert float(ctrl.log_prob(t, jnp.asarray(x, jnp.float32), jnp.asarray(u, jnp.float32))) == pytest.approx(expected, rel=1e-4, abs=1e-3)
+    keys = jax.random.split(jax.random.PRNGKey(0), 4000)
+    samples = np.asarray(jax.vmap(lambda k: ctrl.sample(k, 5, ctrl.x_bar[5]))(keys))
+    np.testing.assert_allclose(samples.mean(0), np.asarray(ctrl.mean(5, ctrl.x_bar[5])), atol=4 * np.sqrt(np.diag(ctrl.cov[5])).max() / np.sqrt(4000) + 1e-6)
+    cov = np.asarray(ctrl.cov[5], np.float64)
+    stderr = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / len(samples))  # of a sample covariance
+    assert np.all(np.abs(np.cov(samples.T) - cov) < 5 * stderr)
+    ctrl.save(tmp_path, {"task": task.name})
+    loaded, meta = LinearGaussianController.load(tmp_path)
+    assert meta["task"] == task.name
+    for a, b in zip(ctrl, loaded):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
