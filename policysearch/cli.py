@@ -1,8 +1,9 @@
-"""`policysearch` command line: train, eval, plot, render.
+"""`policysearch` command line: train, eval, plan, plot, render.
 
   policysearch train ppo --env Hopper-v5 --total-steps 1000000 --seed 0 --run-dir runs/hopper
   policysearch train ppo --resume runs/hopper          (continue from the last checkpoint)
   policysearch eval runs/hopper --episodes 10 --json
+  policysearch plan --env pendulum-swingup --horizon 100 --json
   policysearch plot runs/hopper | policysearch render runs/hopper
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the problem and the fix),
@@ -23,7 +24,7 @@ import tyro
 from policysearch.algos import ALGORITHMS
 from policysearch.errors import UserError
 
-COMMANDS = ("train", "eval", "plot", "render")
+COMMANDS = ("train", "eval", "plan", "plot", "render")
 
 
 @dataclass(frozen=True)
@@ -172,13 +173,25 @@ def cmd_render(argv: Sequence[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901
+def cmd_plan(argv: Sequence[str]) -> int:
+    from policysearch.plan import PlanConfig, run_plan
+
+    cfg = tyro.cli(PlanConfig, args=list(argv), prog="policysearch plan")
+    result = run_plan(cfg)
+    if cfg.json:
+        print(json.dumps(result))
+    else:
+        print(f"cost {result['cost_initial']:.6g} -> {result['cost_final']:.6g} in {result['iterations']} iterations, {result['seconds']:.3f} s; controller in {result['run_dir']}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0
     command, rest = argv[0], argv[1:]
-    handlers = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "render": cmd_render}
+    handlers = {"train": cmd_train, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "render": cmd_render}
     try:
         if command not in handlers:
             raise UserError(f"unknown command '{command}': use one of {', '.join(COMMANDS)}")

@@ -100,3 +100,14 @@ def test_eval_prints_json(trained_run: Path) -> None:
     summary = json.loads(result.stdout)
     assert set(summary) == {"return_mean", "return_std", "episodes", "length_mean"}
     assert summary["episodes"] == 3 and summary["return_mean"] > 0
+
+
+def test_plan_json_and_errors(tmp_path: Path) -> None:
+    result = run_cli("plan", "--env", "pendulum-swingup", "--horizon", "100", "--run-dir", str(tmp_path / "p"), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["cost_final"] < 0.01 * summary["cost_initial"] and summary["iterations"] > 1
+    assert (tmp_path / "p" / "cost.png").exists() and list((tmp_path / "p" / "controller").glob("step_*"))
+    _assert_user_error(run_cli("plan", "--env", "Hoper-v5"), "unknown environment")
+    _assert_user_error(run_cli("plan", "--horizon", "0"), "--horizon must be positive")
+    _assert_user_error(run_cli("plan", "--env", "CartPole-v1"), "no trajectory-optimisation cost is defined for CartPole-v1")
