@@ -60,6 +60,8 @@ def record_video(agent: TrainedPolicy, env_id: str, path: Path, max_steps: int =
     obs, _ = env.reset(seed=seed)
     try:
         frames = [env.render()]
+        _follow_root_body(env)
+        frames = [env.render()]
         for t in range(max_steps):
             obs, _, terminated, truncated, _ = env.step(agent.act(obs))
             if t % every == every - 1:
@@ -72,6 +74,22 @@ def record_video(agent: TrainedPolicy, env_id: str, path: Path, max_steps: int =
     finally:
         env.close()
     tmp = path.with_suffix(".tmp.mp4")
-    imageio.mimwrite(tmp, [np.asarray(f) for f in frames], fps=max(1, round(1.0 / (every * dt))), macro_block_size=8)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")  # ffmpeg child exec()s at once
+        imageio.mimwrite(tmp, [np.asarray(f) for f in frames], fps=max(1, round(1.0 / (every * dt))), macro_block_size=8)
     os.replace(tmp, path)
     return path
+
+
+def _follow_root_body(env: gym.Env) -> None:
+    """Point the offscreen camera at the robot's root body and keep it there (Gymnasium's
+    default free camera stays where the robot started)."""
+    import mujoco
+
+    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
+    viewer = getattr(renderer, "viewer", None) if renderer is not None else None
+    cam = getattr(viewer, "cam", None)
+    if cam is not None:
+        renderer.camera_id = None  # -1 would reset the camera to free mode on every frame
+        cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+        cam.trackbodyid = int(getattr(renderer, "default_cam_config", None) and renderer.default_cam_config.get("trackbodyid", 1) or 1)
