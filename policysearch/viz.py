@@ -44,8 +44,6 @@ def plot_learning_curve(run_dir: Path, title: str = "") -> Path:
 def record_video(agent: TrainedPolicy, env_id: str, path: Path, max_steps: int = 1000, seed: int = 0, fps: int = 30) -> Path | None:
     """Render one deterministic episode to an MP4 (frames subsampled to about `fps` of
     simulated time). Returns None, with a warning, when the env cannot render offscreen."""
-    import imageio.v2 as imageio
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -60,7 +58,7 @@ def record_video(agent: TrainedPolicy, env_id: str, path: Path, max_steps: int =
     obs, _ = env.reset(seed=seed)
     try:
         frames = [env.render()]
-        _follow_root_body(env)
+        follow_root_body(env)
         frames = [env.render()]
         for t in range(max_steps):
             obs, _, terminated, truncated, _ = env.step(agent.act(obs))
@@ -73,15 +71,22 @@ def record_video(agent: TrainedPolicy, env_id: str, path: Path, max_steps: int =
         return None
     finally:
         env.close()
+    return write_video(path, frames, fps=max(1, round(1.0 / (every * dt))))
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
+    """Encode RGB frames to an MP4, atomically (written aside, then renamed)."""
+    import imageio.v2 as imageio
+
     tmp = path.with_suffix(".tmp.mp4")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")  # ffmpeg child exec()s at once
-        imageio.mimwrite(tmp, [np.asarray(f) for f in frames], fps=max(1, round(1.0 / (every * dt))), macro_block_size=8)
+        imageio.mimwrite(tmp, [np.asarray(f) for f in frames], fps=max(1, fps), macro_block_size=8)
     os.replace(tmp, path)
     return path
 
 
-def _follow_root_body(env: gym.Env) -> None:
+def follow_root_body(env: gym.Env) -> None:
     """Point the offscreen camera at the robot's root body and keep it there (Gymnasium's
     default free camera stays where the robot started)."""
     import mujoco

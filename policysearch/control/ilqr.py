@@ -119,6 +119,18 @@ def expected_reduction(dV: jax.Array, alpha: jax.Array) -> jax.Array:
     return -(alpha * dV[0] + alpha**2 * dV[1])
 
 
+def select_step(
+    cost: jax.Array, new_costs: jax.Array, dV: jax.Array, alphas: jax.Array, ok: jax.Array, accept_ratio: float
+) -> tuple[jax.Array, jax.Array]:
+    """The largest step size whose actual / expected reduction exceeds accept_ratio and whose cost
+    is lower and finite. Returns (success, index into alphas)."""
+    expected = expected_reduction(dV, alphas)
+    ratio = (cost - new_costs) / jnp.where(expected > 0, expected, jnp.inf)
+    good = (ratio > accept_ratio) & (new_costs < cost) & jnp.isfinite(new_costs) & ok
+    j = jnp.argmax(good)
+    return good[j], j
+
+
 def line_search_alphas(steps: int) -> jax.Array:
     return 10.0 ** jnp.linspace(0.0, -3.0, steps)
 
@@ -238,11 +250,7 @@ def solve(
         mu, delta, bw = backward_with_retries(d, u, mu, delta, k_prev)
         xs, us = jax.vmap(lambda a: closed_loop_rollout(dynamics, x, u, bw.k, bw.K, a, u_low, u_high))(alphas)
         new_costs = jax.vmap(lambda xx, uu: trajectory_cost(running, terminal, xx, uu))(xs, us)
-        expected = expected_reduction(bw.dV, alphas)
-        ratio = (cost - new_costs) / jnp.where(expected > 0, expected, jnp.inf)
-        good = (ratio > config.accept_ratio) & (new_costs < cost) & jnp.isfinite(new_costs) & bw.ok
-        j = jnp.argmax(good)
-        success = good[j]
+        success, j = select_step(cost, new_costs, bw.dV, alphas, bw.ok, config.accept_ratio)
         x_new = jnp.where(success, xs[j], x)
         u_new = jnp.where(success, us[j], u)
         cost_new = jnp.where(success, new_costs[j], cost)

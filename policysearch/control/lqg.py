@@ -34,10 +34,12 @@ class LinearGaussianController(NamedTuple):
 
     @staticmethod
     def from_solution(sol: Solution, temperature: float = 1.0) -> "LinearGaussianController":
-        """Gains of the final backward pass, covariance temperature * Q_uu^-1 (regularised Q_uu,
-        which is positive definite even where a control limit is active)."""
+        """The controller around iLQR's final nominal (x_bar, u_bar): feedback gains K of a
+        backward pass there, covariance temperature * Q_uu^-1 (regularised Q_uu, positive
+        definite even where a control limit is active), and k = 0 because u_bar already holds
+        every accepted feedforward step (the backward pass's own k is the next, untried step)."""
         cov = temperature * jnp.linalg.inv(sol.Q_uu)
-        return LinearGaussianController(sol.x, sol.u, sol.k, sol.K, 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
+        return LinearGaussianController(sol.x, sol.u, jnp.zeros_like(sol.k), sol.K, 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
 
     def mean(self, t: jax.Array, x: jax.Array) -> jax.Array:
         """g(x_t) = u_bar_t + k_t + K_t (x_t - x_bar_t)."""
