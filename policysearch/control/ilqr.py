@@ -200,17 +200,21 @@ def closed_loop_rollout(
     return jnp.concatenate([x_bar[:1], xs], axis=0), us
 
 
+def cost_expansion(running: RunningCost, terminal: TerminalCost, x: jax.Array, u: jax.Array) -> tuple[jax.Array, ...]:
+    """(l_x[T+1], l_u[T], l_xx[T+1], l_uu[T], l_ux[T]) of the trajectory cost by autodiff,
+    the terminal cost's terms at index T."""
+    l_x, l_u = jax.vmap(jax.grad(running, argnums=(0, 1)))(x[:-1], u)
+    (l_xx, l_xu), (_, l_uu) = jax.vmap(jax.hessian(running, argnums=(0, 1)))(x[:-1], u)
+    return (
+        jnp.concatenate([l_x, jax.grad(terminal)(x[-1])[None]]), l_u,
+        jnp.concatenate([l_xx, jax.hessian(terminal)(x[-1])[None]]), l_uu, jnp.swapaxes(l_xu, -1, -2),
+    )
+
+
 def derivatives(dynamics: Dynamics, running: RunningCost, terminal: TerminalCost, x: jax.Array, u: jax.Array) -> Derivatives:
     """Autodiff expansion of dynamics and cost along (x, u)."""
     f_x, f_u = jax.vmap(jax.jacfwd(dynamics, argnums=(0, 1)))(x[:-1], u)
-    l_x, l_u = jax.vmap(jax.grad(running, argnums=(0, 1)))(x[:-1], u)
-    (l_xx, l_xu), (_, l_uu) = jax.vmap(jax.hessian(running, argnums=(0, 1)))(x[:-1], u)
-    lT_x = jax.grad(terminal)(x[-1])
-    lT_xx = jax.hessian(terminal)(x[-1])
-    return Derivatives(
-        f_x, f_u, jnp.concatenate([l_x, lT_x[None]]), l_u, jnp.concatenate([l_xx, lT_xx[None]]), l_uu,
-        jnp.swapaxes(l_xu, -1, -2),
-    )
+    return Derivatives(f_x, f_u, *cost_expansion(running, terminal, x, u))
 
 
 def solve(

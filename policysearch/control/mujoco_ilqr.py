@@ -6,43 +6,24 @@ sizes at once, one batched env step per time step."""
 from __future__ import annotations
 
 import time
-from typing import Callable, NamedTuple
+from functools import partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from policysearch.control.ilqr import (
-    Derivatives, ILQRConfig, Solution, backward_pass, line_search_alphas, select_step, update_mu,
+    Derivatives, ILQRConfig, Solution, backward_pass, cost_expansion, line_search_alphas, select_step, trajectory_cost,
+    update_mu,
 )
 from policysearch.envs.mujoco_model import MujocoModel
 
 
-class CostExpansion(NamedTuple):
-    l_x: jax.Array
-    l_u: jax.Array
-    l_xx: jax.Array
-    l_uu: jax.Array
-    l_ux: jax.Array
-
-
 def _cost_functions(running: Callable, terminal: Callable):
-    """Jitted trajectory cost and its second-order expansion (autodiff)."""
-
-    @jax.jit
-    def total(x: jax.Array, u: jax.Array) -> jax.Array:
-        return jnp.sum(jax.vmap(running)(x[:-1], u)) + terminal(x[-1])
-
-    @jax.jit
-    def expand(x: jax.Array, u: jax.Array) -> CostExpansion:
-        l_x, l_u = jax.vmap(jax.grad(running, argnums=(0, 1)))(x[:-1], u)
-        (l_xx, l_xu), (_, l_uu) = jax.vmap(jax.hessian(running, argnums=(0, 1)))(x[:-1], u)
-        return CostExpansion(
-            jnp.concatenate([l_x, jax.grad(terminal)(x[-1])[None]]), l_u,
-            jnp.concatenate([l_xx, jax.hessian(terminal)(x[-1])[None]]), l_uu, jnp.swapaxes(l_xu, -1, -2),
-        )
-
-    return total, jax.vmap(total), expand
+    """Jitted trajectory cost (single and batched over step sizes) and its expansion."""
+    total = jax.jit(partial(trajectory_cost, running, terminal))
+    return total, jax.vmap(total), jax.jit(partial(cost_expansion, running, terminal))
 
 
 def solve_mujoco(
