@@ -79,7 +79,11 @@ def is_estimate(log_w: jax.Array, f: jax.Array) -> jax.Array:
     """Plain (unbiased) estimate (1/m) sum_i w_i f(x_i), over axis 0; shifted by max log w
     before exponentiating so it is exact whenever the result itself is representable."""
     shift = jax.lax.stop_gradient(jnp.max(log_w, axis=0))
-    return jnp.exp(shift) * jnp.mean(jnp.exp(log_w - shift) * f, axis=0)
+    s = jnp.mean(jnp.exp(log_w - shift) * f, axis=0)
+    # exp(shift) alone may overflow (or underflow to 0) where the product is representable:
+    # combine the two in log space, and keep an exact 0 as 0 (never inf * 0 = nan).
+    safe = jnp.where(s != 0, jnp.abs(s), 1.0)
+    return jnp.where(s != 0, jnp.sign(s) * jnp.exp(shift + jnp.log(safe)), 0.0)
 
 
 def self_normalized_weights(log_w: jax.Array) -> jax.Array:
