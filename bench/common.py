@@ -1,0 +1,260 @@
+"""What the policysearch-vs-Stable-Baselines3 benchmarks share (`ppo_vs_sb3.py`, `trpo_vs_sb3.py`).
+
+Both sides train on Hopper-v5 with 8 envs, separate 64x64 tanh actor and critic MLPs (orthogonal
+init, log-std 0), observation normalisation and reward scaling (clip 10), in one process. The SB3
+side takes its rollout length, gamma, GAE lambda and network from our config, so the two cannot
+drift apart. SB3 runs on CPU over `make_vec_env(..., vec_env_cls=DummyVecEnv)` (SubprocVecEnv with
+`--sb3-vec subproc`) wrapped in VecNormalize; ours uses its default backend (EnvPool for Hopper-v5
+where installed; `--our-backend gymnasium` for Gymnasium's sync vector env).
+
+Short mode (default) measures end-to-end training throughput, wall time around the whole
+`train(...)` call for ours and around env creation + model construction + `learn(...)` for SB3:
+  * ours warm:       after a warm-up in the same process: a run with the same total steps, stopped
+                     after 4096 steps, then a learning-curve plot. It pays for imports, the
+                     env-step/normalisation jits, matplotlib and the compile of the algorithm's
+                     update. That compile is cached per process for each (config, policy) and, for
+                     PPO, number of updates (the learning-rate annealing horizon, a static argument):
+                     hence the warm-up runs to the same total, and the timed run compiles nothing.
+  * ours incl. warm-up: warm-up and timed run together: steps of both / time of both.
+  * ours steady:     from the timed run's metrics.csv, excluding the first update.
+  * SB3:             no warm-up (PyTorch has no compile step).
+`--long` trains both for 1M steps and evaluates each trained policy deterministically for 10
+episodes on fresh envs (SB3 with its VecNormalize statistics frozen).
+Run it on an otherwise idle machine: with torch set to every core, SB3 slows down several-fold
+when another process takes a core, and the printed load average cannot tell (it lags a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ENV_ID = "Hopper-v5"
+NUM_ENVS = 8
+WARMUP_STEPS = 4096
+LONG_STEPS = 1_000_000
+EVAL_EPISODES = 10
+EVAL_SEED = 10_000
+
+
+class _WarmupDone(Exception):
+    """Raised from `train`'s `on_update` callback to end the warm-up run early."""
+
+
+def _our_run(steps: int, seed: int, run_dir: Path, backend: str):
+    from policysearch.train import RunConfig
+
+    return RunConfig(env=ENV_ID, total_steps=steps, num_envs=NUM_ENVS, seed=seed, run_dir=str(run_dir), backend=backend,
+                     progress=False, eval_episodes=0, video=False, overwrite=True)
+
+
+def warm_up(algo: str, config: Any, steps: int, seed: int, run_dir: Path, backend: str) -> tuple[int, float]:
+    """Train `steps` (so the update is jitted for the timed run's number of updates) but stop after
+    WARMUP_STEPS, then plot the learning curve as `train` does at the end; (steps done, wall s)."""
+    from policysearch.train import train
+    from policysearch.viz import plot_learning_curve
+
+    done = 0
+
+    def stop(row: dict) -> None:
+        nonlocal done
+        done = row["step"]
+        if done >= WARMUP_STEPS:
+            raise _WarmupDone
+
+    t0 = time.perf_counter()
+    try:
+        train(algo, _our_run(steps, seed, run_dir, backend), config, on_update=stop)
+    except _WarmupDone:
+        plot_learning_curve(run_dir, "warm-up")
+    return done, time.perf_counter() - t0
+
+
+def steady_steps_per_s(rows: list[dict]) -> float | None:
+    """Steps/s between the ends of the first and the last update, from metrics.csv rows."""
+    if len(rows) < 2:
+        return None
+    return (int(rows[-1]["step"]) - int(rows[0]["step"])) / (float(rows[-1]["wall_time"]) - float(rows[0]["wall_time"]))
+
+
+def run_ours(algo: str, config: Any, steps: int, seed: int, run_dir: Path, backend: str) -> dict:
+    """Warm up, then time `train(algo, RunConfig(...), config)` for `steps` steps."""
+    from policysearch.train import train
+
+    warm_done, warm_wall = warm_up(algo, config, steps, seed, run_dir / "ours-warmup", backend)
+    t0 = time.perf_counter()
+    res = train(algo, _our_run(steps, seed, run_dir / "ours", backend), config)
+    wall = time.perf_counter() - t0
+    with open(res.run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    done = int(rows[-1]["step"])  # train() rounds up to whole updates
+    train_ret = rows[-1]["episode_return_mean"]
+    return {
+        "agent": res.agent,
+        "backend": json.loads((res.run_dir / "config.json").read_text())["backend"],
+        "steps": done, "wall_s": wall, "steps_per_s": done / wall,
+        "warmup_steps": warm_done, "warmup_wall_s": warm_wall,
+        "steps_per_s_incl_warmup": (done + warm_done) / (wall + warm_wall),
+        "steps_per_s_steady": steady_steps_per_s(rows),
+        "first_update_s": float(rows[0]["wall_time"]),
+        "train_return_last100": float(train_ret) if train_ret else None,
+    }
+
+
+def sb3_matched_kwargs(config: Any, seed: int) -> dict:
+    """SB3 constructor arguments that mirror `config`'s rollout, returns and network exactly."""
+    import torch
+
+    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "softplus": torch.nn.Softplus}[config.activation]
+    hidden = list(config.hidden)
+    return dict(
+        n_steps=config.steps_per_update // NUM_ENVS, gamma=config.gamma, gae_lambda=config.gae_lambda,
+        policy_kwargs=dict(net_arch=dict(pi=hidden, vf=hidden), activation_fn=activation, ortho_init=True,
+                           log_std_init=config.log_std_init),
+        device="cpu", seed=seed, verbose=0,
+    )
+
+
+def make_sb3_env(n_envs: int, seed: int, vec: str, gamma: float, training: bool = True):
+    """SB3 vec env of ENV_ID wrapped in VecNormalize (reward scaling only while training)."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+
+    venv = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed, vec_env_cls=SubprocVecEnv if vec == "subproc" else DummyVecEnv)
+    return VecNormalize(venv, training=training, norm_obs=True, norm_reward=training, gamma=gamma)
+
+
+def run_sb3(model_cls: type, kwargs: dict, steps: int, seed: int, vec: str) -> dict:
+    """Time env creation + `model_cls("MlpPolicy", env, **kwargs)` + `learn(steps)`."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    env = make_sb3_env(NUM_ENVS, seed, vec, kwargs["gamma"])
+    model = model_cls("MlpPolicy", env, **kwargs)
+    model.learn(total_timesteps=steps)
+    wall = time.perf_counter() - t0
+    rets = [ep["r"] for ep in model.ep_info_buffer]
+    return {
+        "model": model, "env": env, "vec": vec,
+        "steps": int(model.num_timesteps), "wall_s": wall, "steps_per_s": model.num_timesteps / wall,
+        "train_return_last100": float(np.mean(rets)) if rets else None,
+    }
+
+
+def evaluate_sb3(model: Any, train_env: Any) -> dict:
+    """EVAL_EPISODES deterministic episodes on a fresh env with the training obs statistics frozen."""
+    import numpy as np
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    eval_env = make_sb3_env(1, EVAL_SEED, "dummy", train_env.gamma, training=False)
+    eval_env.obs_rms = train_env.obs_rms.copy()
+    returns, lengths = evaluate_policy(model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True,
+                                       return_episode_rewards=True)
+    eval_env.close()
+    return {"return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+            "length_mean": float(np.mean(lengths)), "episodes": len(returns)}
+
+
+def parse_args(doc: str) -> argparse.Namespace:
+    """The flags every benchmark takes; `doc`'s first paragraph is the description."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0], epilog="See bench/common.py for what each figure includes.")
+    p.add_argument("--steps", type=int, default=100_000, help="training steps of each in short mode (default 100000)")
+    p.add_argument("--long", action="store_true", help=f"train {LONG_STEPS:,} steps each, then evaluate {EVAL_EPISODES} episodes")
+    p.add_argument("--sb3-vec", choices=("dummy", "subproc"), default="dummy", help="SB3 vector env class (default dummy)")
+    p.add_argument("--our-backend", choices=("auto", "envpool", "gymnasium"), default="auto", help="our env backend (default auto)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", type=Path, help="where our runs are written (default: a temporary directory)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+    return p.parse_args()
+
+
+def fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def load_average() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg()) + " (1/5/15 min)"
+
+
+def print_table(ours: dict, sb3: dict, long: bool) -> None:
+    rows = [
+        (f"ours warm ({ours['backend']})", ours["steps"], ours["wall_s"], ours["steps_per_s"], ours),
+        ("ours incl. warm-up", ours["steps"] + ours["warmup_steps"], ours["wall_s"] + ours["warmup_wall_s"],
+         ours["steps_per_s_incl_warmup"], None),
+        ("ours steady (no update 1)", None, None, ours["steps_per_s_steady"], None),
+        (f"SB3 ({sb3['vec']})", sb3["steps"], sb3["wall_s"], sb3["steps_per_s"], sb3),
+    ]
+    head = f"{'run':<27} {'steps':>9} {'wall s':>8} {'steps/s':>8} {'train ret':>9}"
+    if long:
+        head += f" {'eval return':>16}"
+    print("\n" + head + "\n" + "-" * len(head))
+    for name, n, wall, sps, r in rows:
+        line = f"{name:<27} {fmt(n, ',d'):>9} {fmt(wall, '.1f'):>8} {fmt(sps, '.0f'):>8} "
+        line += f"{fmt(r and r['train_return_last100'], '.0f'):>9}"
+        if long:
+            e = r.get("eval") if r else None
+            ev = f"{e['return_mean']:.0f} +- {e['return_std']:.0f}" if e else "-"
+            line += f" {ev:>16}"
+        print(line)
+    base = sb3["steps_per_s"]
+    steady = ours["steps_per_s_steady"]
+    print(f"\nratio ours/SB3 steps/s: {ours['steps_per_s'] / base:.2f} (warm), "
+          f"{ours['steps_per_s_incl_warmup'] / base:.2f} (incl. warm-up), {fmt(steady and steady / base, '.2f')} (steady)")
+    print(f"ours, first timed update (rollout + update): {ours['first_update_s']:.2f} s")
+
+
+def main(doc: str, algo: str, config: Any, sb3_cls: type, sb3_kwargs: dict) -> None:
+    """Parse the common flags, run ours (`train(algo, ..., config)`) and SB3 (`sb3_cls` with the
+    matched arguments updated by `sb3_kwargs`), print the table and write the JSON."""
+    args = parse_args(doc)
+    steps = LONG_STEPS if args.long else args.steps
+    kwargs = {**sb3_matched_kwargs(config, args.seed), **sb3_kwargs}
+
+    import jax
+    import torch
+
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(cores)
+    print(f"{platform.processor() or platform.machine()}, {cores} cores; torch {torch.__version__} "
+          f"num_threads={torch.get_num_threads()}; jax {jax.__version__} on {jax.default_backend()}")
+    print(f"{algo.upper()} vs SB3 {sb3_cls.__name__}: {ENV_ID}, {NUM_ENVS} envs, {steps:,} steps each"
+          f"{' (long)' if args.long else ''}, seed {args.seed}")
+    print(f"load average at the start: {load_average()}; other processes skew the timings", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = args.run_dir or Path(tmp)
+        ours = run_ours(algo, config, steps, args.seed, run_dir, args.our_backend)
+        print(f"ours done: {ours['steps']:,} steps in {ours['wall_s']:.1f} s", flush=True)
+        sb3 = run_sb3(sb3_cls, kwargs, steps, args.seed, args.sb3_vec)
+        print(f"SB3 done: {sb3['steps']:,} steps in {sb3['wall_s']:.1f} s", flush=True)
+        if args.long:
+            from policysearch.evaluation import evaluate
+
+            ours["eval"] = evaluate(ours["agent"], ENV_ID, episodes=EVAL_EPISODES, seed=EVAL_SEED)
+            sb3["eval"] = evaluate_sb3(sb3["model"], sb3["env"])
+        sb3["env"].close()
+
+    print(f"\nload average at the end: {load_average()}")
+    print_table(ours, sb3, args.long)
+
+    if args.json:
+        drop = {"agent", "model", "env"}
+        out = {
+            "algo": algo, "env": ENV_ID, "num_envs": NUM_ENVS, "steps": steps, "long": args.long, "seed": args.seed,
+            "cores": cores, "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "jax": jax.__version__,
+            "our_config": dataclasses.asdict(config), "sb3_class": sb3_cls.__name__,
+            "sb3_kwargs": json.loads(json.dumps(kwargs, default=repr)),
+            "ours": {k: v for k, v in ours.items() if k not in drop},
+            "sb3": {k: v for k, v in sb3.items() if k not in drop},
+            "ratio_ours_over_sb3": ours["steps_per_s"] / sb3["steps_per_s"],
+        }
+        args.json.write_text(json.dumps(out, indent=2))
+        print(f"wrote {args.json}")

@@ -1,0 +1,348 @@
+"""Benchmark policysearch's iLQR against Crocoddyl's SolverDDP (the C++ reference DDP), in one process.
+
+Problems: the two action models Crocoddyl ships, rebuilt exactly in our JAX form (float64) and
+checked against Crocoddyl's own `calc` / `calcDiff` on random points (to 1e-12) before timing:
+
+  * unicycle: `ActionModelUnicycle` with cost weights [10, 1], dt 0.1, horizon 200, from
+    x0 = (-1, -1, 1); the same model is the terminal one (Crocoddyl's examples):
+        x+ = x + dt (v cos th, v sin th, w),  l(x, u) = 0.5 |10 x|^2 + 0.5 |1 u|^2,  l_T(x) = 0.5 |10 x|^2
+  * lqr: `ActionModelLQR(8, 4)` (drift free: A = I, B = I[8x4], Q = I, R = I, N = 0, f = 0,
+    q = 1, r = 1, read from the model object), horizon 200, from x0 = (1, ..., 1):
+        x+ = A x + B u + f,  l(x, u) = 0.5 x'Qx + 0.5 u'Ru + x'Nu + q'x + r'u,  l_T(x) = 0.5 x'Qx + q'x
+
+Both solvers start from the same trajectory: zero controls and their rollout from x0
+(Crocoddyl: `solve(xs, us, maxiter, True)` with `xs = problem.rollout(us)`). Crocoddyl stops when
+sum_t |Q_u,t|^2 < th_stop (1e-9, its default); ours when an accepted step lowers the cost by less
+than `tolerance` (relative). Rows:
+
+  * ours (matched): ILQRConfig(max_iterations=100, tolerance=1e-9, mu_init=0), i.e. no V_xx
+    regularisation to start with, like Crocoddyl (whose regulariser starts at reg_min = 1e-9).
+  * ours (defaults): ILQRConfig() (mu_init=1, tolerance=1e-6), for reference.
+
+Time per solve: median (and min) over `--repeats` calls. Ours is `jax.jit(lambda x0, u: solve(...))`
+compiled by a first call (its time printed separately) and each timed call ends with
+`block_until_ready()`; Crocoddyl's solver object is built outside the timer, the timer wraps
+`solve(...)` only. Crocoddyl runs with `problem.nthreads = --croc-threads` (1 by default: its
+OpenMP build defaults to one thread per core, and on a loaded 2-core machine the spinning threads
+made the unicycle solve ~100x slower, 150 ms instead of 1.4 ms). Iterations: Crocoddyl's
+`solver.iter` (steps taken; the last backward pass finds the stop criterion met) and our
+`Solution.iterations` (loop passes, the last being an accepted step below tolerance, or a
+rejected one when nothing lower is found). A per-iteration breakdown of ours (autodiff
+derivatives, backward pass, line search over 11 step sizes) is printed under the problem table.
+
+MuJoCo section: `solve_mujoco` on Walker2d-v5 at horizon 500 from the default start and zero
+controls, ILQRConfig(max_iterations=--mujoco-iterations, tolerance=1e-4), fd_eps 1e-3. Seconds
+per iteration are the `seconds` field of its on_iteration callback, median over iterations 2..N
+(iteration 1 also traces and compiles the jitted cost functions, which `solve_mujoco` builds anew
+on each call). Next to it: the time of the derivatives alone, `model.linearize(xs, us, eps=1e-3)`
+along the zero-control nominal (horizon x one linearisation), median of 4 (2 before the solve,
+2 after).
+
+Targets (from the issue): final cost equal to Crocoddyl's to 1e-6 relative, time per solve no
+more than 2x Crocoddyl's, MuJoCo seconds per iteration within 1.5x the derivatives alone.
+
+Run (from the repository root; `pip install crocoddyl`, 3.2.1 used):
+    python bench/ilqr_vs_crocoddyl.py
+    python bench/ilqr_vs_crocoddyl.py --repeats 50 --json ilqr_bench.json
+    python bench/ilqr_vs_crocoddyl.py --no-mujoco
+Run it on an otherwise idle machine; the load average is printed before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from policysearch.control import ilqr  # noqa: E402
+from policysearch.control.ilqr import ILQRConfig, solve  # noqa: E402
+
+HORIZON = 200
+MUJOCO_ENV = "Walker2d-v5"
+MUJOCO_HORIZON = 500
+MATCHED = ILQRConfig(max_iterations=100, tolerance=1e-9, mu_init=0.0)
+DEFAULTS = ILQRConfig()
+CROC_TH_STOP = 1e-9
+CROC_MAXITER = 100
+
+
+# ------------------------------------------------------------------------------------------------
+# The problems, in Crocoddyl and in our JAX form.
+
+
+def unicycle_problem(crocoddyl):
+    model = crocoddyl.ActionModelUnicycle()
+    model.costWeights = np.array([10.0, 1.0])
+    dt, (wx, wu) = float(model.dt), (float(w) for w in model.costWeights)
+
+    def dynamics(x, u):
+        return x + dt * jnp.stack([u[0] * jnp.cos(x[2]), u[0] * jnp.sin(x[2]), u[1]])
+
+    def running(x, u):
+        return 0.5 * wx**2 * (x @ x) + 0.5 * wu**2 * (u @ u)
+
+    def terminal(x):
+        return 0.5 * wx**2 * (x @ x)
+
+    return dict(name="unicycle", model=model, x0=np.array([-1.0, -1.0, 1.0]), nu=2,
+                dynamics=dynamics, running=running, terminal=terminal)
+
+
+def lqr_problem(crocoddyl):
+    model = crocoddyl.ActionModelLQR(8, 4)
+    A, B, Q, R, N = (jnp.asarray(np.array(getattr(model, k), dtype=np.float64)) for k in "ABQRN")
+    f, q, r = (jnp.asarray(np.array(getattr(model, k), dtype=np.float64)) for k in "fqr")
+
+    def dynamics(x, u):
+        return A @ x + B @ u + f
+
+    def running(x, u):
+        return 0.5 * x @ Q @ x + 0.5 * u @ R @ u + x @ N @ u + q @ x + r @ u
+
+    def terminal(x):
+        return 0.5 * x @ Q @ x + q @ x
+
+    return dict(name="lqr", model=model, x0=np.ones(8), nu=4, dynamics=dynamics, running=running, terminal=terminal)
+
+
+def check_against_crocoddyl(p: dict, rng: np.random.Generator, points: int = 20, tol: float = 1e-12) -> float:
+    """Largest absolute difference between our functions (and their autodiff derivatives) and
+    Crocoddyl's calc / calcDiff at random points; raises if above tol."""
+    model = p["model"]
+    data = model.createData()
+    nx, nu = model.state.nx, model.nu
+    dyn, run, term = p["dynamics"], p["running"], p["terminal"]
+    jac = jax.jit(jax.jacfwd(dyn, argnums=(0, 1)))
+    grad = jax.jit(jax.grad(run, argnums=(0, 1)))
+    hess = jax.jit(jax.hessian(run, argnums=(0, 1)))
+    worst = 0.0
+    for _ in range(points):
+        x, u = rng.normal(size=nx) * 2, rng.normal(size=nu) * 2
+        model.calc(data, x, u)
+        model.calcDiff(data, x, u)
+        fx, fu = jac(x, u)
+        (lx, lu), ((lxx, lxu), (_, luu)) = grad(x, u), hess(x, u)
+        # copies: the data's arrays are views that the terminal calc below overwrites
+        theirs = [np.array(a) for a in (data.xnext, data.cost, data.Fx, data.Fu, data.Lx, data.Lu, data.Lxx, data.Luu, data.Lxu)]
+        pairs = list(zip([dyn(x, u), run(x, u), fx, fu, lx, lu, lxx, luu, lxu], theirs))
+        model.calc(data, x)
+        model.calcDiff(data, x)
+        theirs = [np.array(a) for a in (data.cost, data.Lx, data.Lxx)]
+        pairs += list(zip([term(x), jax.grad(term)(x), jax.hessian(term)(x)], theirs))
+        for ours, theirs in pairs:
+            worst = max(worst, float(np.max(np.abs(np.asarray(ours) - np.asarray(theirs)))))
+    if worst > tol:
+        raise SystemExit(f"{p['name']}: our JAX model differs from Crocoddyl's by {worst:.3g} (> {tol})")
+    return worst
+
+
+# ------------------------------------------------------------------------------------------------
+# Timing.
+
+
+def run_crocoddyl(crocoddyl, p: dict, repeats: int, threads: int) -> dict:
+    model, x0 = p["model"], p["x0"]
+    problem = crocoddyl.ShootingProblem(x0, [model] * HORIZON, model)
+    problem.nthreads = threads
+    us = [np.zeros(p["nu"])] * HORIZON
+    xs = problem.rollout(us)
+    times, solver = [], None
+    for _ in range(repeats):
+        solver = crocoddyl.SolverDDP(problem)
+        solver.th_stop = CROC_TH_STOP
+        t0 = time.perf_counter()
+        solver.solve(xs, us, CROC_MAXITER, True)
+        times.append(time.perf_counter() - t0)
+    return dict(median_s=float(np.median(times)), min_s=float(np.min(times)), iterations=int(solver.iter),
+                cost=float(solver.cost), stop=float(solver.stop),
+                u=np.array(solver.us), x=np.array(solver.xs), threads=int(problem.nthreads))
+
+
+def _median_time(fn, *args, repeats: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), float(np.min(times))
+
+
+def run_ours(p: dict, config: ILQRConfig, repeats: int) -> dict:
+    dyn, run, term = p["dynamics"], p["running"], p["terminal"]
+    fn = jax.jit(lambda x0, u: solve(dyn, run, term, x0, u, config=config))
+    x0, u0 = jnp.asarray(p["x0"]), jnp.zeros((HORIZON, p["nu"]))
+    t0 = time.perf_counter()
+    sol = jax.block_until_ready(fn(x0, u0))
+    compile_s = time.perf_counter() - t0
+    med, mn = _median_time(fn, x0, u0, repeats=repeats)
+    return dict(median_s=med, min_s=mn, compile_s=compile_s, iterations=int(sol.iterations), cost=float(sol.cost),
+                u=np.asarray(sol.u), x=np.asarray(sol.x))
+
+
+def iteration_breakdown(p: dict, repeats: int) -> dict:
+    """Time of the three parts of one of our iterations along the zero-control nominal, each jitted
+    alone: autodiff derivatives, backward pass (mu = 0, unbounded box QP), and the closed-loop
+    forward passes for all line-search step sizes."""
+    dyn, run, term = p["dynamics"], p["running"], p["terminal"]
+    u = jnp.zeros((HORIZON, p["nu"]))
+    x = ilqr.rollout(dyn, jnp.asarray(p["x0"]), u)
+    inf = jnp.full((p["nu"],), jnp.inf)
+    alphas = ilqr.line_search_alphas(MATCHED.line_search_steps)
+    der = jax.jit(lambda x, u: ilqr.derivatives(dyn, run, term, x, u))
+    bw = jax.jit(lambda d, u: ilqr.backward_pass(d, jnp.asarray(0.0), u, -inf, inf, jnp.zeros_like(u)))
+    fw = jax.jit(lambda x, u, k, K: jax.vmap(lambda a: ilqr.closed_loop_rollout(dyn, x, u, k, K, a, -inf, inf))(alphas))
+    d = jax.block_until_ready(der(x, u))
+    b = jax.block_until_ready(bw(d, u))
+    jax.block_until_ready(fw(x, u, b.k, b.K))
+    return dict(derivatives_s=_median_time(der, x, u, repeats=repeats)[0],
+                backward_s=_median_time(bw, d, u, repeats=repeats)[0],
+                line_search_s=_median_time(fw, x, u, b.k, b.K, repeats=repeats)[0])
+
+
+def run_mujoco(iterations: int) -> dict:
+    from policysearch.control.costs import initial_controls, locomotion_cost
+    from policysearch.control.mujoco_ilqr import solve_mujoco
+    from policysearch.envs.mujoco_model import MujocoModel
+
+    model = MujocoModel(MUJOCO_ENV)
+    cost = locomotion_cost(MUJOCO_ENV, model.nq)
+    x0 = model.initial_state()
+    u0 = initial_controls(MUJOCO_ENV, MUJOCO_HORIZON, model.control_dim)
+    xs = model.rollout(x0, u0)
+
+    def linearize_times(n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            t1 = time.perf_counter()
+            model.linearize(xs, u0, eps=1e-3)
+            out.append(time.perf_counter() - t1)
+        return out
+
+    lin = linearize_times(2)  # before and after the solve, so that both see similar load
+    log: list[dict] = []
+    t0 = time.perf_counter()
+    sol = solve_mujoco(model, cost.running, cost.terminal, x0, u0,
+                       ILQRConfig(max_iterations=iterations, tolerance=1e-4), on_iteration=log.append, fd_eps=1e-3)
+    total_s = time.perf_counter() - t0
+    per_iter = [d["seconds"] for d in log]
+    steady = per_iter[1:] if len(per_iter) > 1 else per_iter
+    lin += linearize_times(2)
+    out = dict(env=MUJOCO_ENV, horizon=MUJOCO_HORIZON, state_dim=model.state_dim, control_dim=model.control_dim,
+               threads=len(model._datas), iterations=int(sol.iterations), total_s=total_s,
+               seconds_per_iteration=float(np.median(steady)), iteration_seconds=per_iter,
+               iteration_costs=[d["cost"] for d in log], iteration_alphas=[d["alpha"] for d in log],
+               linearize_s=float(np.median(lin)), linearize_seconds=lin)
+    out["ratio"] = out["seconds_per_iteration"] / out["linearize_s"]
+    model.close()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=20, help="timed solves per solver and problem (median)")
+    ap.add_argument("--croc-threads", type=int, default=1, help="Crocoddyl ShootingProblem.nthreads")
+    ap.add_argument("--mujoco-iterations", type=int, default=5)
+    ap.add_argument("--no-mujoco", action="store_true", help="skip the Walker2d section")
+    ap.add_argument("--json", metavar="PATH", help="write the figures here")
+    args = ap.parse_args()
+
+    import crocoddyl
+
+    print(f"crocoddyl {crocoddyl.__version__}, jax {jax.__version__} ({jax.default_backend()}), "
+          f"python {platform.python_version()}, {os.cpu_count()} cores, load average {load()}", flush=True)
+    rng = np.random.default_rng(0)
+    results: dict = dict(crocoddyl=crocoddyl.__version__, jax=jax.__version__, cores=os.cpu_count(),
+                         load_before=load(), repeats=args.repeats, horizon=HORIZON, problems={})
+    rows = []
+    for p in (unicycle_problem(crocoddyl), lqr_problem(crocoddyl)):
+        err = check_against_crocoddyl(p, rng)
+        croc = run_crocoddyl(crocoddyl, p, args.repeats, args.croc_threads)
+        res = dict(model_check_max_abs_diff=err,
+                   crocoddyl={k: v for k, v in croc.items() if k not in ("u", "x")})
+        for label, cfg in (("matched", MATCHED), ("defaults", DEFAULTS)):
+            ours = run_ours(p, cfg, args.repeats)
+            rel = abs(ours["cost"] - croc["cost"]) / abs(croc["cost"])
+            du = float(np.max(np.abs(ours["u"] - croc["u"])))
+            r = {k: v for k, v in ours.items() if k not in ("u", "x")}
+            r.update(config=cfg.__dict__, cost_rel_diff=rel, max_abs_u_diff=du,
+                     time_ratio=ours["median_s"] / croc["median_s"])
+            res[f"ours_{label}"] = r
+            rows.append((p["name"], f"ours ({label})", r["median_s"], r["min_s"], r["iterations"], r["cost"], rel,
+                         r["time_ratio"]))
+        rows.append((p["name"], f"crocoddyl DDP ({croc['threads']} thr)", croc["median_s"], croc["min_s"],
+                     croc["iterations"], croc["cost"], 0.0, 1.0))
+        res["ours_breakdown"] = iteration_breakdown(p, args.repeats)
+        results["problems"][p["name"]] = res
+        print(f"{p['name']}: JAX model = Crocoddyl calc/calcDiff to {err:.1e}; ours compiled in "
+              f"{res['ours_matched']['compile_s']:.1f} s (matched) / {res['ours_defaults']['compile_s']:.1f} s (defaults)")
+
+    mj = None
+    if not args.no_mujoco:
+        mj = run_mujoco(args.mujoco_iterations)
+        results["mujoco"] = mj
+    results["load_after"] = load()
+
+    print()
+    print(f"iLQR vs Crocoddyl SolverDDP, horizon {HORIZON}, float64, median of {args.repeats} "
+          f"(load average before {results['load_before']}, after {results['load_after']})")
+    head = f"{'problem':<9} {'solver':<24} {'ms/solve':>9} {'min ms':>8} {'iters':>5} {'final cost':>20} {'rel diff':>9} {'x croc':>7}"
+    print(head)
+    print("-" * len(head))
+    for name, solver, med, mn, it, cost, rel, ratio in rows:
+        rel_s = "-" if solver.startswith("crocoddyl") else f"{rel:.1e}"
+        print(f"{name:<9} {solver:<24} {med * 1e3:9.2f} {mn * 1e3:8.2f} {it:5d} {cost:20.12f} {rel_s:>9} {ratio:7.2f}")
+    print()
+    for name, res in results["problems"].items():
+        b, it = res["ours_breakdown"], res["ours_matched"]
+        print(f"{name}: ours per iteration: derivatives {b['derivatives_s'] * 1e3:.2f} ms, backward pass "
+              f"{b['backward_s'] * 1e3:.2f} ms, line search ({MATCHED.line_search_steps} steps) {b['line_search_s'] * 1e3:.2f} ms; "
+              f"matched solve / (iterations + 1) = {it['median_s'] / (it['iterations'] + 1) * 1e3:.2f} ms")
+    if mj is not None:
+        print()
+        print(f"MuJoCo {mj['env']}, horizon {mj['horizon']} (n={mj['state_dim']}, m={mj['control_dim']}, "
+              f"{mj['threads']} threads), {mj['iterations']} iterations, fd_eps 1e-3")
+        print(f"  seconds per iteration (median of iterations 2..{len(mj['iteration_seconds'])}) {mj['seconds_per_iteration']:8.3f}")
+        print(f"  derivatives alone (linearize, horizon {mj['horizon']})          {mj['linearize_s']:8.3f}")
+        print(f"  ratio                                                 {mj['ratio']:8.2f}")
+        print(f"  per-iteration seconds {[round(s, 3) for s in mj['iteration_seconds']]}, "
+              f"costs {[round(c, 2) for c in mj['iteration_costs']]}, step sizes {mj['iteration_alphas']}")
+
+    worst_rel = max(r[f"ours_{k}"]["cost_rel_diff"] for r in results["problems"].values() for k in ("matched", "defaults"))
+    worst_ratio = max(r["ours_matched"]["time_ratio"] for r in results["problems"].values())
+    targets = dict(cost_rel_diff_le_1e6=worst_rel <= 1e-6, time_ratio_le_2=worst_ratio <= 2.0)
+    if mj is not None:
+        targets["mujoco_ratio_le_1_5"] = mj["ratio"] <= 1.5
+    results["targets"] = targets
+    print()
+    print(f"targets: final cost within 1e-6 relative: {'met' if targets['cost_rel_diff_le_1e6'] else 'NOT met'} "
+          f"(worst {worst_rel:.1e}); time <= 2x Crocoddyl: {'met' if targets['time_ratio_le_2'] else 'NOT met'} "
+          f"(worst {worst_ratio:.1f}x, matched config)"
+          + ("" if mj is None else f"; MuJoCo iteration <= 1.5x derivatives: "
+             f"{'met' if targets['mujoco_ratio_le_1_5'] else 'NOT met'} ({mj['ratio']:.2f}x)"))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
