@@ -31,6 +31,13 @@ def _flatten(tree: Any) -> dict[str, np.ndarray]:
     return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
 
 
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON through a temporary file and a rename: readers never see half a file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
 def save_checkpoint(root: Path, step: int, tree: Any, meta: dict[str, Any], keep: int = 3) -> Path:
     """Write `tree` and `meta` atomically as root/step_<step>; keep the newest `keep` checkpoints."""
     root.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Sequence
 import tyro
 
 from policysearch.algos import ALGORITHMS
+from policysearch.envs.systems import TASKS
 from policysearch.errors import UserError
 
 COMMANDS = ("train", "eval", "plan", "plot", "render")
@@ -99,15 +100,42 @@ def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
     return args_type(run, config_from_dict(config_cls, meta["algo_config"]), resume)
 
 
+def cmd_train_gps(argv: Sequence[str]) -> int:
+    from policysearch.algos.gps import GPSConfig
+    from policysearch.gps_run import GPSRunConfig, train_gps
+
+    args_type = dataclasses.make_dataclass(
+        "TrainGPS",
+        [
+            ("run", Annotated[GPSRunConfig, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=GPSRunConfig)),
+            ("algo", Annotated[GPSConfig, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=GPSConfig)),
+        ],
+        frozen=True,
+    )
+    args = tyro.cli(args_type, args=list(argv), prog="policysearch train gps")
+    summary = train_gps(args.run, args.algo)
+    if args.run.json:
+        print(json.dumps(summary))
+    else:
+        extra = f"; env return {summary['eval_return_mean']:.1f} over {summary['eval_episodes']} episodes" if "eval_return_mean" in summary else ""
+        print(f"GPS policy cost {summary['policy_cost']:.4g} vs DDP {summary['ddp_cost']:.4g} ({summary['accepted']}/{summary['iterations']} "
+              f"iterations accepted, {summary['real_steps']} real steps, {summary['seconds']:.0f} s){extra}; run in {summary['run_dir']}")
+    return 0
+
+
 def cmd_train(argv: Sequence[str]) -> int:
     from policysearch.train import train
 
+    if argv and argv[0] == "gps":
+        if "--resume" in argv or any(a.startswith("--resume=") for a in argv):
+            raise UserError("GPS runs cannot be resumed (the sample set is not checkpointed): start a new run; the policy of every iteration is in RUN_DIR/checkpoints")
+        return cmd_train_gps(argv[1:])
     if not argv or argv[0] not in ALGORITHMS:
         given = argv[0] if argv else "nothing"
         if given in ("-h", "--help"):
-            print(f"usage: policysearch train {{{','.join(ALGORITHMS)}}} [FLAGS]; `policysearch train ALGO --help` lists the flags")
+            print(f"usage: policysearch train {{{','.join(ALGORITHMS)},gps}} [FLAGS]; `policysearch train ALGO --help` lists the flags")
             return 0
-        raise UserError(f"unknown algorithm '{given}': use `policysearch train {{{','.join(ALGORITHMS)}}}`")
+        raise UserError(f"unknown algorithm '{given}': use `policysearch train {{{','.join(ALGORITHMS)},gps}}`")
     algo, rest = argv[0], list(argv[1:])
     args_type = _train_args_type(algo)
     default = _resume_defaults(rest, algo, args_type)
@@ -130,6 +158,8 @@ def cmd_eval(argv: Sequence[str]) -> int:
         raise UserError(f"--episodes must be positive, got {args.episodes}")
     agent = load(args.run_dir)
     env_id = args.env or agent.spec.env_id
+    if agent.meta.get("algo") == "gps" and env_id in TASKS:
+        return _eval_gps_task(args, agent)
     if env_id != agent.spec.env_id:
         probe = make_env(env_id, 1, 0)
         spec = probe.spec
@@ -145,6 +175,20 @@ def cmd_eval(argv: Sequence[str]) -> int:
         print(json.dumps(result))
     else:
         print(f"{env_id}: return {result['return_mean']:.1f} +- {result['return_std']:.1f} over {result['episodes']} episodes (mean length {result['length_mean']:.0f})")
+    return 0
+
+
+def _eval_gps_task(args: EvalArgs, agent: Any) -> int:
+    """A GPS policy on its JAX task: the cost of its mean actions from each training condition."""
+    from policysearch.algos.gps import policy_cost
+    from policysearch.gps_run import make_problem
+    from policysearch.snapshot import config_from_dict
+    from policysearch.gps_run import GPSRunConfig
+
+    problem = make_problem(config_from_dict(GPSRunConfig, agent.meta["run"]))
+    costs = [policy_cost(problem, agent.policy, agent.params, c) for c in range(len(problem.conditions))]
+    result = {"env": problem.name, "cost_mean": float(sum(costs) / len(costs)), "costs": costs}
+    print(json.dumps(result) if args.json else f"{problem.name}: cost {result['cost_mean']:.4g} (mean over {len(costs)} conditions)")
     return 0
 
 

@@ -16,7 +16,7 @@ from policysearch.algos import ALGORITHMS, OnPolicyConfig
 from policysearch.checkpoint import find_checkpoint, load_arrays, read_meta
 from policysearch.envs import EnvSpec
 from policysearch.errors import UserError
-from policysearch.normalize import NormState
+from policysearch.normalize import NormState, RunningStats
 from policysearch.policies import Policy
 from policysearch.rollout import NormConfig, act
 
@@ -90,8 +90,25 @@ def load_checkpoint(path: Path) -> tuple[TrainState, dict[str, Any], Policy, Any
     return state, dict(meta, checkpoint=str(ckpt)), policy, algo_cfg
 
 
+def load_gps(ckpt: Path, meta: dict[str, Any]) -> TrainedPolicy:
+    """A Guided Policy Search policy: the network acts on raw observations (no normalisation)."""
+    try:
+        spec = EnvSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["env_spec"].items()})
+        algo = meta["algo_config"]
+        policy = Policy(spec.obs_dim, spec.action_dim, "gaussian", tuple(algo["hidden"]), "softplus", algo["log_std_init"])
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"checkpoint '{ckpt}' has an unreadable meta.json (missing {exc}); it was not written by this policysearch") from exc
+    params = load_arrays(ckpt, policy.init(jax.random.PRNGKey(0)))
+    stats = RunningStats.create((spec.obs_dim,))
+    return TrainedPolicy(policy, params, stats, NormConfig(obs=False, reward=False), spec, dict(meta, checkpoint=str(ckpt)))
+
+
 def load(path: str | Path) -> TrainedPolicy:
     """The trained policy of a run directory (or checkpoint directory)."""
+    ckpt = find_checkpoint(Path(path))
+    meta = read_meta(ckpt)
+    if meta.get("algo") == "gps":
+        return load_gps(ckpt, meta)
     state, meta, policy, _ = load_checkpoint(Path(path))
     spec = EnvSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["env_spec"].items()})
     norm = NormConfig(**meta["norm"])

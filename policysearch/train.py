@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import shutil
 import time
 from collections import deque
@@ -18,7 +16,7 @@ import jax
 import numpy as np
 
 from policysearch.algos import ALGORITHMS, OnPolicyConfig
-from policysearch.checkpoint import list_checkpoints, save_checkpoint
+from policysearch.checkpoint import list_checkpoints, save_checkpoint, write_json_atomic
 from policysearch.envs import Backend, make_env
 from policysearch.errors import UserError, require, require_positive
 from policysearch.logging import MetricsLogger
@@ -90,12 +88,6 @@ def default_run_dir(algo: str, run: RunConfig) -> Path:
     return Path("runs") / f"{algo}-{run.env.replace('/', '_').replace(':', '_')}-s{run.seed}"
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def train(
     algo_name: str,
     run: RunConfig,
@@ -154,7 +146,7 @@ def train(
         "env_spec": dataclasses.asdict(env.spec),
         "backend": env.backend,
     }
-    _write_json_atomic(run_dir / "config.json", config_record)
+    write_json_atomic(run_dir / "config.json", config_record)
     logger = MetricsLogger(run_dir, resume_step=start_update * spu if resume is not None else None)
 
     def snapshot(s: TrainState) -> TrainedPolicy:

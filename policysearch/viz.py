@@ -7,6 +7,7 @@ import csv
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -29,13 +30,17 @@ def plot_learning_curve(run_dir: Path, title: str = "") -> Path:
         if pts:
             x, y = zip(*pts)
             ax.plot(x, y, style, label=label, markersize=4)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("episode return")
-    ax.set_title(title or run_dir.name)
+    return save_axes(fig, ax, run_dir / "learning_curve.png", "environment steps", "episode return", title or run_dir.name)
+
+
+def save_axes(fig: Any, ax: Any, out: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Label, grid and legend one plot, write it to `out` and close it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     fig.tight_layout()
-    out = run_dir / "learning_curve.png"
     fig.savefig(out)
     plt.close(fig)
     return out

@@ -6,7 +6,11 @@ state, the horizon and the control limits.
 Costs (documented terms, all quadratic except where the geometry says otherwise):
 - pendulum swing-up: sum_t [ w_u u^2 ] + w_T [ (theta - pi)^2 + 0.1 theta_dot^2 ] (angle 0 hangs down);
 - cart-pole swing-up: sum_t [ w_u u^2 + w_x p^2 ] + w_T [ p^2 + (theta - pi)^2 + 0.1 (p_dot^2 + theta_dot^2) ];
-- arm reach: sum_t [ w_u |u|^2 ] + w_T [ |tip(q) - target|^2 + 0.1 |q_dot|^2 ].
+- arm reach: sum_t [ w_u |u|^2 ] + w_T [ |tip(q) - target|^2 + 0.1 |q_dot|^2 ];
+- arm reach, dense (the GPS task, like Gymnasium's Reacher): sum_t [ w_p |tip(q) - target|^2
+  + w_v |q_dot|^2 + w_u |u|^2 ] + w_T [ |tip(q) - target|^2 + 0.1 |q_dot|^2 ]. A cost at every
+  step is what a stationary policy can follow; with only a terminal cost the optimum depends on
+  the time left, which a policy of the state alone cannot see.
 """
 
 from __future__ import annotations
@@ -129,8 +133,20 @@ def arm_reach(target: tuple[float, float] = (0.5, 1.2), horizon: int = 100, dt: 
     )
 
 
+def arm_reach_dense(target: tuple[float, float] = (0.5, 1.2), horizon: int = 100, dt: float = 0.02, max_torque: float = 5.0,
+                    w_p: float = 1.0, w_v: float = 0.01, w_u: float = 0.01, w_T: float = 10.0) -> Task:
+    goal = jnp.asarray(target)
+    return Task(
+        "arm-reach-dense", rk4(arm_ode, dt),
+        lambda x, u: w_p * jnp.sum((arm_tip(x[:2]) - goal) ** 2) + w_v * jnp.sum(x[2:] ** 2) + w_u * jnp.sum(u**2),
+        lambda x: w_T * (jnp.sum((arm_tip(x[:2]) - goal) ** 2) + 0.1 * jnp.sum(x[2:] ** 2)),
+        (0.3, 0.3, 0.0, 0.0), horizon, (-max_torque, -max_torque), (max_torque, max_torque), dt,
+    )
+
+
 TASKS: dict[str, Callable[..., Task]] = {
     "pendulum-swingup": pendulum_swingup,
     "cartpole-swingup": cartpole_swingup,
     "arm-reach": arm_reach,
+    "arm-reach-dense": arm_reach_dense,
 }

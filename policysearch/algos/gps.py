@@ -1,0 +1,317 @@
+"""Guided Policy Search (Levine and Koltun, ICML 2013), Algorithm 1:
+
+ 1: DDP solutions pi_G1..pi_Gn, one per training condition, from our iLQR
+ 2: guiding samples from each pi_Gi (so from q = (1/n) sum_i pi_Gi)
+ 3: theta* = argmax_theta sum_i log pi_theta(zeta_i) (maximum likelihood on the guiding samples)
+ 4: the sample set S: guiding samples and samples of pi_theta*
+ 5: for k = 1..K:
+ 6:   S_k = the guiding samples and the samples of the `recent_policies` newest policies
+ 7:   theta_k = argmax Phi_{S_k}(theta) by L-BFGS from theta*
+ 8:   samples of pi_theta_k join S_k and S
+ 9:   optionally, adaptive guiding samples: iLQR again on l(x, u) - lambda log pi_theta_k(u | x)
+10:   estimate the values of pi_theta_k and pi_theta* on S_k (Phi with w_r = 0)
+11-16: if theta_k is better, theta* = theta_k and w_r decreases; else w_r increases, and
+      optionally pi_theta* is sampled again
+19: return theta*.
+q is always the mixture over every distribution that produced samples at a condition, so every
+policy that sampled is kept (`Source`). Sampling goes through a `GPSProblem` (gps_problems.py);
+the objective is `gps_objective`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from policysearch.algos.gps_objective import SampleSet, accept_or_reject, estimated_return, log_likelihood, phi, policy_step_log_probs
+from policysearch.algos.gps_problems import Act, GPSProblem, identity
+from policysearch.control.lqg import LinearGaussianController
+from policysearch.errors import require, require_positive
+from policysearch.estimators import mixture_prefix_log_probs
+from policysearch.policies import Policy, PolicyParams
+
+
+@dataclass(frozen=True)
+class GPSConfig:
+    """GPS settings. The paper's exact sample counts and network width could not be checked
+    (shared/reference/gps-notes.md); these defaults run the 2-link arm in about a minute and the
+    Swimmer in about two on 2 cores."""
+
+    iterations: int = 10
+    """K, iterations of the main loop."""
+    guiding_samples: int = 20
+    """Guiding samples per DDP solution (per condition)."""
+    policy_samples: int = 5
+    """Samples of each new policy per condition."""
+    recent_policies: int = 4
+    """S_k keeps the samples of this many newest policies (plus all guiding samples)."""
+    w_r: float = 1e-2
+    """Initial weight of the w_r log Z_t regulariser."""
+    w_r_factor: float = 10.0
+    """w_r is divided by this on acceptance and multiplied on rejection."""
+    w_r_min: float = 1e-6
+    """Lower bound of w_r."""
+    w_r_max: float = 1e2
+    """Upper bound of w_r."""
+    lbfgs_iterations: int = 50
+    """L-BFGS iterations per optimisation of Phi."""
+    init_iterations: int = 200
+    """L-BFGS iterations of the maximum-likelihood initialisation (line 3)."""
+    hidden: tuple[int, ...] = (50,)
+    """Hidden widths of the policy network (soft-rectifier units, as in the paper)."""
+    log_std_init: float = -0.5
+    """Initial log standard deviation of the Gaussian policy (then fitted by line 3)."""
+    guiding_temperature: float = 0.1
+    """Guiding covariance = temperature * Q_uu^-1 (then capped by guiding_max_std). Our costs weigh
+    effort lightly, so Q_uu^-1 at temperature 1 is wider than the control limits."""
+    guiding_max_std: float = 0.5
+    """Cap on the guiding standard deviation, as a fraction of the half control range."""
+    ilqr_iterations: int = 200
+    """iLQR iteration cap for every DDP solution."""
+    adaptive_guiding: bool = False
+    """Line 9: re-optimise the guiding controllers toward the current policy each iteration."""
+    adaptive_weight: float = 1.0
+    """lambda of the adaptive cost l(x, u) - lambda log pi_theta(u | x)."""
+    resample_best: bool = True
+    """Line 16: on rejection, draw new samples of pi_theta*."""
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "guiding_samples", "policy_samples", "recent_policies", "lbfgs_iterations",
+                     "init_iterations", "guiding_temperature", "guiding_max_std", "ilqr_iterations"):
+            require_positive(name, getattr(self, name))
+        require(self.w_r_factor > 1, f"--w-r-factor must be > 1, got {self.w_r_factor}")
+        require(0 < self.w_r_min <= self.w_r <= self.w_r_max, "--w-r must lie in [--w-r-min, --w-r-max], both positive")
+        require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), f"--hidden needs positive widths, got {self.hidden}")
+
+
+class Source(NamedTuple):
+    """A distribution that produced samples: a guiding controller or a policy."""
+
+    controller: LinearGaussianController | None
+    params: PolicyParams | None
+
+
+def controller_act(ctrl: LinearGaussianController, t: jax.Array, x: jax.Array, key: jax.Array) -> jax.Array:
+    """u ~ pi_G(u | x_t) = N(g(x_t), Sigma_t)."""
+    return ctrl.sample(key, t, x)
+
+
+@lru_cache(maxsize=None)
+def policy_act(policy: Policy, features: Callable[[jax.Array], jax.Array], deterministic: bool = False) -> Act:
+    """u ~ pi_theta(u | features(x)) (or its mean), one function per policy so sampling compiles once."""
+    def act(params: PolicyParams, t: jax.Array, x: jax.Array, key: jax.Array) -> jax.Array:
+        dist = policy.dist(params, features(x))
+        return dist.mode() if deterministic else dist.sample(key)
+
+    return act
+
+
+@lru_cache(maxsize=None)
+def adaptive_cost(policy: Policy, features: Callable[[jax.Array], jax.Array]) -> Callable:
+    """Line 9 (paper sec. 4): the extra cost -lambda log pi_theta(u | x) that pulls the guiding
+    controller toward what the policy can reproduce; args = (params, lambda)."""
+    def cost(args: tuple[PolicyParams, jax.Array], x: jax.Array, u: jax.Array) -> jax.Array:
+        params, weight = args
+        return -weight * policy.dist(params, features(x)).log_prob(u)
+
+    return cost
+
+
+@dataclass
+class SampleStore:
+    """S: every trajectory with its condition and the index of the source that drew it."""
+
+    states: list[np.ndarray] = field(default_factory=list)
+    actions: list[np.ndarray] = field(default_factory=list)
+    rewards: list[np.ndarray] = field(default_factory=list)
+    condition: list[int] = field(default_factory=list)
+    source: list[int] = field(default_factory=list)
+
+    def add(self, rollouts: tuple[Any, Any, Any], condition: int, source: int) -> None:
+        states, actions, rewards = (np.asarray(a) for a in rollouts)
+        for i in range(states.shape[0]):
+            self.states.append(states[i])
+            self.actions.append(actions[i])
+            self.rewards.append(rewards[i])
+            self.condition.append(condition)
+            self.source.append(source)
+
+    def select(self, condition: int, sources: set[int]) -> list[int]:
+        return [i for i, (c, s) in enumerate(zip(self.condition, self.source)) if c == condition and s in sources]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
+def step_log_probs(policy: Policy, source: Source, states: jax.Array, obs: jax.Array, actions: jax.Array) -> jax.Array:
+    """log q_j(u_t | x_t) of samples [m, T] under one source (controllers see states, policies obs)."""
+    if source.controller is not None:
+        return jax.vmap(source.controller.trajectory_log_probs)(states, actions)
+    return policy_step_log_probs(policy, source.params, obs, actions)
+
+
+def capacity_for(count: int, bucket: int = 32) -> int:
+    """Samples per condition rounded up to a multiple of `bucket`: the padded size of S_k, so the
+    jitted optimiser recompiles only when S_k outgrows a bucket."""
+    return bucket * max(1, math.ceil(count / bucket))
+
+
+def build_sample_set(
+    policy: Policy, store: SampleStore, sources: list[Source], chosen: set[int], conditions: int,
+    features: Callable[[jax.Array], jax.Array] = identity,
+) -> SampleSet:
+    """S_k: per condition, the samples drawn by the chosen sources, with log q of every prefix under
+    the mixture of the sources that sampled at that condition, padded to a common size. Controllers
+    score raw states; the policy (and SampleSet.states) sees features(state)."""
+    per_condition = [store.select(c, chosen) for c in range(conditions)]
+    cap = capacity_for(max(len(idx) for idx in per_condition))
+    T, n, m = store.states[0].shape[0], store.states[0].shape[1], store.actions[0].shape[1]
+    n = int(features(jnp.zeros((n,), jnp.float32)).shape[-1])
+    states, actions = np.zeros((conditions, cap, T, n), np.float32), np.zeros((conditions, cap, T, m), np.float32)
+    rewards, log_q, mask = np.zeros((conditions, cap, T), np.float32), np.zeros((conditions, cap, T), np.float32), np.zeros((conditions, cap), np.float32)
+    for c, idx in enumerate(per_condition):
+        s = np.stack([store.states[i] for i in idx])
+        f = np.asarray(features(jnp.asarray(s)))
+        a = np.stack([store.actions[i] for i in idx])
+        used = sorted({store.source[i] for i in idx})
+        counts = jnp.asarray([sum(1 for i in idx if store.source[i] == j) for j in used], jnp.float32)
+        per_source = jnp.stack([step_log_probs(policy, sources[j], jnp.asarray(s), jnp.asarray(f), jnp.asarray(a)) for j in used])
+        k = len(idx)
+        states[c, :k], actions[c, :k], mask[c, :k] = f, a, 1.0
+        rewards[c, :k] = np.stack([store.rewards[i] for i in idx])
+        log_q[c, :k] = np.asarray(mixture_prefix_log_probs(per_source, counts))
+    return SampleSet(*(jnp.asarray(a) for a in (states, actions, rewards, log_q, mask)))
+
+
+def lbfgs_maximise(objective: Callable[[PolicyParams], jax.Array], params: PolicyParams, iterations: int) -> PolicyParams:
+    """argmax of objective over the actor and log-std (the critic is not part of GPS), by L-BFGS
+    with a zoom line search (optax), from params; a step to non-finite values is not taken."""
+    def loss(p: tuple[dict, jax.Array]) -> jax.Array:
+        return -objective(params._replace(actor=p[0], log_std=p[1]))
+
+    opt = optax.lbfgs()
+    value_and_grad = optax.value_and_grad_from_state(loss)
+
+    def step(carry: tuple, _: None) -> tuple:
+        p, state = carry
+        value, grad = value_and_grad(p, state=state)
+        updates, state = opt.update(grad, state, p, value=value, grad=grad, value_fn=loss)
+        p_new = optax.apply_updates(p, updates)
+        ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(p_new)]))
+        return (jax.tree.map(lambda a, b: jnp.where(ok, a, b), p_new, p), state), value
+
+    p0 = (params.actor, params.log_std)
+    (p, _), _ = jax.lax.scan(step, (p0, opt.init(p0)), None, length=iterations)
+    return params._replace(actor=p[0], log_std=p[1])
+
+
+class GPSResult(NamedTuple):
+    params: PolicyParams
+    policy: Policy
+    controllers: list[LinearGaussianController]
+    ddp_costs: list[float]
+    history: list[dict]
+    samples: int
+
+
+def make_policy(problem: GPSProblem, config: GPSConfig) -> Policy:
+    """The paper's policy: a soft-rectifier MLP with a Gaussian output of learned log-std."""
+    return Policy(problem.obs_dim, problem.control_dim, "gaussian", tuple(config.hidden), "softplus", config.log_std_init)
+
+
+def policy_cost(problem: GPSProblem, policy: Policy, params: PolicyParams, c: int) -> float:
+    """Cost of the policy's mean actions from condition c (one deterministic rollout)."""
+    return -float(jnp.sum(problem.sample(c, policy_act(policy, problem.features, True), params, jax.random.PRNGKey(0), 1)[2]))
+
+
+def guiding_controller(problem: GPSProblem, config: GPSConfig, c: int, extra: Any = None) -> tuple[LinearGaussianController, float]:
+    """Line 1 (and 9): the DDP controller of condition c with its covariance capped."""
+    ctrl, cost = problem.guiding(c, config.guiding_temperature, config.ilqr_iterations, extra)
+    half_range = 0.5 * float(np.min(np.asarray(problem.u_high) - np.asarray(problem.u_low)))
+    return ctrl.with_max_std(config.guiding_max_std * half_range), cost
+
+
+def run_gps(
+    problem: GPSProblem, config: GPSConfig, seed: int = 0, on_iteration: Callable[[dict, PolicyParams], None] | None = None,
+) -> GPSResult:
+    """Algorithm 1 over the training conditions of `problem`; on_iteration(row, theta*) after each iteration."""
+    key = jax.random.PRNGKey(seed)
+    C = len(problem.conditions)
+    policy = make_policy(problem, config)
+    store, sources = SampleStore(), []
+
+    def add_samples(source: Source, act: Act, args: Any, conditions: list[int], count: int, key: jax.Array) -> int:
+        sources.append(source)
+        for c in conditions:
+            key, sub = jax.random.split(key)
+            store.add(problem.sample(c, act, args, sub, count), c, len(sources) - 1)
+        return len(sources) - 1
+
+    # lines 1-2: DDP solutions and guiding samples
+    controllers, ddp_costs, guiding = [], [], set()
+    for c in range(C):
+        ctrl, cost = guiding_controller(problem, config, c)
+        controllers.append(ctrl)
+        ddp_costs.append(cost)
+        key, sub = jax.random.split(key)
+        guiding.add(add_samples(Source(ctrl, None), controller_act, ctrl, [c], config.guiding_samples, sub))
+
+    # line 3: theta* by maximum likelihood on the guiding samples
+    key, k_init = jax.random.split(key)
+    init_set = build_sample_set(policy, store, sources, guiding, C, problem.features)
+    best = jax.jit(lambda p, s: lbfgs_maximise(lambda q: log_likelihood(q, policy, s), p, config.init_iterations))(policy.init(k_init), init_set)
+
+    def add_policy_samples(params: PolicyParams, key: jax.Array) -> int:
+        return add_samples(Source(None, params), policy_act(policy, problem.features), params, list(range(C)), config.policy_samples, key)
+
+    # line 4: S from the guiding controllers and pi_theta*
+    key, sub = jax.random.split(key)
+    policy_sources = [add_policy_samples(best, sub)]
+    w_r = jnp.asarray(config.w_r, jnp.float32)
+    optimise = jax.jit(lambda p, s, w: lbfgs_maximise(lambda q: phi(q, policy, s, w), p, config.lbfgs_iterations))
+    value = jax.jit(lambda p, s: estimated_return(p, policy, s))
+    best_costs = [policy_cost(problem, policy, best, c) for c in range(C)]
+    initial_cost = float(np.mean(best_costs))
+    history: list[dict] = []
+    for k in range(1, config.iterations + 1):
+        chosen = guiding | set(policy_sources[-config.recent_policies:])  # line 6
+        theta_k = optimise(best, build_sample_set(policy, store, sources, chosen, C, problem.features), w_r)  # line 7
+        key, sub = jax.random.split(key)
+        policy_sources.append(add_policy_samples(theta_k, sub))  # line 8
+        chosen.add(policy_sources[-1])
+        if config.adaptive_guiding:  # line 9
+            for c in range(C):
+                extra = (adaptive_cost(policy, problem.features), (theta_k, jnp.asarray(config.adaptive_weight)))
+                ctrl, _ = guiding_controller(problem, config, c, extra)
+                key, sub = jax.random.split(key)
+                j = add_samples(Source(ctrl, None), controller_act, ctrl, [c], config.guiding_samples, sub)
+                guiding.add(j)
+                chosen.add(j)
+        s_k = build_sample_set(policy, store, sources, chosen, C, problem.features)
+        v_new, v_best = float(value(theta_k, s_k)), float(value(best, s_k))  # line 10
+        accepted, w_r = accept_or_reject(w_r, jnp.asarray(v_new), jnp.asarray(v_best), config.w_r_factor, config.w_r_min, config.w_r_max)
+        if bool(accepted):  # lines 11-13
+            best = theta_k
+            best_costs = [policy_cost(problem, policy, best, c) for c in range(C)]
+        elif config.resample_best:  # line 16
+            key, sub = jax.random.split(key)
+            policy_sources.append(add_policy_samples(best, sub))
+        row = {
+            "iteration": k, "accepted": bool(accepted), "w_r": float(w_r), "value_new": v_new, "value_best": v_best,
+            "policy_cost_mean": float(np.mean(best_costs)), "ddp_cost_mean": float(np.mean(ddp_costs)), "samples": len(store),
+            "policy_cost_initial": initial_cost,
+        }
+        history.append(row)
+        if on_iteration is not None:
+            on_iteration(row, best)
+    return GPSResult(best, policy, controllers, ddp_costs, history, len(store))
+
+
+__all__ = ["GPSConfig", "GPSResult", "SampleStore", "Source", "build_sample_set", "lbfgs_maximise", "run_gps"]

@@ -1,0 +1,189 @@
+"""Where Guided Policy Search meets a model of the dynamics: a `GPSProblem` gives the training
+conditions, a DDP/iLQR guiding controller per condition, sampled rollouts of any stochastic
+controller u ~ act(args, t, x, key) from a condition, and the policy's input `features(x)`.
+`JaxTaskProblem` serves the differentiable systems of `envs.systems` (rollouts by `lax.scan`,
+iLQR by autodiff, the policy sees the state); `MujocoProblem` serves the Gymnasium MuJoCo robots
+(rollouts by batched MuJoCo steps, iLQR on finite-difference Jacobians, the policy sees the
+env's own observation, so the trained policy runs on the real env).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from policysearch.control.ilqr import ILQRConfig, solve
+from policysearch.control.lqg import LinearGaussianController
+from policysearch.envs.systems import Task
+
+Act = Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
+"""u_t = act(args, t, x_t, key_t) for one state; args is a pytree (controller or parameters), act
+a fixed function so that sampling compiles once per kind of controller."""
+ExtraCost = tuple[Callable[[Any, jax.Array, jax.Array], jax.Array], Any]
+"""(fn, args): a cost term fn(args, x, u) added to the running cost (line 9's -lambda log pi_theta)."""
+Rollouts = tuple[jax.Array, jax.Array, jax.Array]
+"""states [c, T, n] (x_0..x_{T-1}), actions [c, T, m] as sampled, rewards [c, T]."""
+
+
+class GPSProblem(Protocol):
+    name: str
+    state_dim: int
+    control_dim: int
+    obs_dim: int
+    horizon: int
+    conditions: list[np.ndarray]
+    u_low: np.ndarray
+    u_high: np.ndarray
+    features: Callable[[jax.Array], jax.Array]
+    """The policy's input for a state: a fixed JAX function (the identity, or the env observation)."""
+
+    def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None) -> tuple[LinearGaussianController, float]:
+        """iLQR from condition c on l(x, u) (+ extra_cost): the controller and its true cost."""
+        ...
+
+    def sample(self, c: int, act: Act, args: Any, key: jax.Array, count: int) -> Rollouts:
+        """count rollouts of act(args, ...) from condition c."""
+        ...
+
+
+class JaxTaskProblem:
+    """A `Task` of `envs.systems` with several initial states as the training conditions. Rewards
+    are -cost: the running cost of the clipped control, the terminal cost charged at the last step."""
+
+    def __init__(self, task: Task, conditions: list[np.ndarray]) -> None:
+        self.task, self.name = task, task.name
+        self.state_dim, self.control_dim, self.horizon = task.state_dim, task.control_dim, task.horizon
+        self.obs_dim, self.features = task.state_dim, identity
+        self.u_low, self.u_high = np.asarray(task.u_low), np.asarray(task.u_high)
+        self.conditions = [np.asarray(c, np.float32) for c in conditions]
+
+    def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None) -> tuple[LinearGaussianController, float]:
+        fn, args = extra_cost if extra_cost is not None else (_no_cost, None)
+        sol, true_cost = _guiding_solve(self.task, fn, iterations, jnp.asarray(self.conditions[c]), args)
+        return LinearGaussianController.from_solution(sol, temperature), float(true_cost)
+
+    def sample(self, c: int, act: Act, args: Any, key: jax.Array, count: int) -> Rollouts:
+        return _jax_rollouts(self.task, act, count, args, jnp.asarray(self.conditions[c]), key)
+
+
+def identity(x: jax.Array) -> jax.Array:
+    return x
+
+
+def _no_cost(args: Any, x: jax.Array, u: jax.Array) -> jax.Array:
+    return jnp.zeros((), x.dtype)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _guiding_solve(task: Task, extra: Callable, iterations: int, x0: jax.Array, args: Any) -> tuple:
+    """iLQR on l(x, u) + extra(args, x, u) from x0, compiled once per (task, extra, iterations)."""
+    sol = solve(task.dynamics, lambda x, u: task.running_cost(x, u) + extra(args, x, u), task.terminal_cost, x0,
+                jnp.zeros((task.horizon, task.control_dim), x0.dtype), jnp.asarray(task.u_low), jnp.asarray(task.u_high),
+                ILQRConfig(max_iterations=iterations))
+    true_cost = jnp.sum(jax.vmap(task.running_cost)(sol.x[:-1], sol.u)) + task.terminal_cost(sol.x[-1])
+    return sol, true_cost
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _jax_rollouts(task: Task, act: Act, count: int, args: Any, x0: jax.Array, key: jax.Array) -> Rollouts:
+    lo, hi = jnp.asarray(task.u_low), jnp.asarray(task.u_high)
+
+    def one(key: jax.Array) -> Rollouts:
+        def step(x: jax.Array, xs: tuple[jax.Array, jax.Array]):
+            t, k = xs
+            u = act(args, t, x, k)
+            uc = jnp.clip(u, lo, hi)
+            return task.dynamics(x, uc), (x, u, -task.running_cost(x, uc))
+
+        x_last, (xs, us, rs) = jax.lax.scan(step, x0, (jnp.arange(task.horizon), jax.random.split(key, task.horizon)))
+        return xs, us, rs.at[-1].add(-task.terminal_cost(x_last))
+
+    return jax.vmap(one)(jax.random.split(key, count))
+
+
+def arm_reach_conditions() -> list[np.ndarray]:
+    """Four training initial states of the 2-link arm (joint angles, zero velocity)."""
+    return [np.array(q + (0.0, 0.0), np.float32) for q in [(0.3, 0.3), (0.0, 0.8), (-0.3, 1.2), (0.6, 0.2)]]
+
+
+def mujoco_features(env_id: str, nq: int) -> Callable[[jax.Array], jax.Array]:
+    """The Gymnasium v5 observation of a planar robot as a JAX function of x = (qpos, qvel): the
+    Swimmer leaves out the root's x and y, the walkers the root's x and clip qvel to [-10, 10]."""
+    name = env_id.split("-")[0].split("/")[-1]
+    skip = 2 if name == "Swimmer" else 1
+    clip = None if name == "Swimmer" else 10.0
+
+    def features(x: jax.Array) -> jax.Array:
+        qvel = x[..., nq:]
+        return jnp.concatenate([x[..., skip:nq], qvel if clip is None else jnp.clip(qvel, -clip, clip)], axis=-1)
+
+    return features
+
+
+class MujocoProblem:
+    """A Gymnasium MuJoCo robot with its locomotion cost (`control.costs`). Conditions: the
+    default start and `conditions - 1` starts whose joint angles (not the root) are perturbed
+    uniformly by +-`spread` rad (seeded). Rewards are -cost; the policy is scored on the env's
+    own reward by evaluation."""
+
+    def __init__(self, env_id: str, horizon: int, conditions: int = 1, spread: float = 0.1, seed: int = 0,
+                 v_target: float = 1.0, fd_eps: float = 1e-3) -> None:
+        from policysearch.control.costs import locomotion_cost
+        from policysearch.envs.mujoco_model import MujocoModel
+
+        self.model = MujocoModel(env_id)
+        self.name, self.horizon, self.fd_eps = env_id, horizon, fd_eps
+        self.state_dim, self.control_dim = self.model.state_dim, self.model.control_dim
+        self.u_low, self.u_high = self.model.u_low, self.model.u_high
+        self.cost = locomotion_cost(env_id, self.model.nq, v_target)
+        self.features = mujoco_features(env_id, self.model.nq)
+        self.obs_dim = int(self.features(jnp.zeros(self.state_dim)).shape[-1])
+        x0 = self.model.initial_state()
+        rng = np.random.default_rng(seed)
+        root = 2 if env_id.startswith("Swimmer") else 3
+        self.conditions = [x0]
+        for _ in range(conditions - 1):
+            x = x0.copy()
+            x[root : self.model.nq] += rng.uniform(-spread, spread, self.model.nq - root)
+            self.conditions.append(x)
+        self._running = jax.jit(jax.vmap(self.cost.running))
+        self._terminal = jax.jit(jax.vmap(self.cost.terminal))
+
+    def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None) -> tuple[LinearGaussianController, float]:
+        from policysearch.control.costs import initial_controls
+        from policysearch.control.ilqr import trajectory_cost
+        from policysearch.control.mujoco_ilqr import solve_mujoco
+
+        running = self.cost.running
+        if extra_cost is not None:
+            fn, args = extra_cost
+            running = lambda x, u: self.cost.running(x, u) + fn(args, x, u)  # noqa: E731
+        with jax.enable_x64(True):
+            sol = solve_mujoco(self.model, running, self.cost.terminal, self.conditions[c],
+                               initial_controls(self.name, self.horizon, self.control_dim), ILQRConfig(max_iterations=iterations), fd_eps=self.fd_eps)
+            true_cost = float(trajectory_cost(self.cost.running, self.cost.terminal, sol.x, sol.u))
+            ctrl = LinearGaussianController.from_solution(sol, temperature)
+        return LinearGaussianController(*(jnp.asarray(np.asarray(a), jnp.float32) for a in ctrl)), true_cost
+
+    def sample(self, c: int, act: Act, args: Any, key: jax.Array, count: int) -> Rollouts:
+        lo, hi = self.model.u_low, self.model.u_high
+        x = np.repeat(self.conditions[c][None], count, axis=0)
+        states, actions, rewards = [], [], []
+        for t, k in enumerate(jax.random.split(key, self.horizon)):
+            u = np.asarray(_batch_act(act, args, jnp.asarray(t), jnp.asarray(x, jnp.float32), jax.random.split(k, count)), np.float64)
+            uc = np.clip(u, lo, hi)
+            states.append(x)
+            actions.append(u)
+            rewards.append(-np.asarray(self._running(x, uc)))
+            x = self.model.step_batch(x, uc)
+        rewards[-1] = rewards[-1] - np.asarray(self._terminal(x))
+        return tuple(np.stack(a, axis=1).astype(np.float32) for a in (states, actions, rewards))
+
+
+@partial(jax.jit, static_argnums=0)
+def _batch_act(act: Act, args: Any, t: jax.Array, xs: jax.Array, keys: jax.Array) -> jax.Array:
+    return jax.vmap(lambda x, k: act(args, t, x, k))(xs, keys)

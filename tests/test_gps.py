@@ -1,0 +1,303 @@
+"""Guided Policy Search: the objective Phi against direct float64 computations and finite
+differences, the sample set's mixture proposal, the w_r schedule, and (slow) Algorithm 1 end to
+end on the 2-link arm."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import norm
+
+from policysearch.algos.gps import GPSConfig, SampleStore, Source, build_sample_set, controller_act, run_gps
+from policysearch.algos.gps_objective import SampleSet, accept_or_reject, estimated_return, log_weights, phi
+from policysearch.algos.gps_problems import JaxTaskProblem, arm_reach_conditions
+from policysearch.control.lqg import LinearGaussianController
+from policysearch.errors import UserError
+from policysearch.estimators import self_normalized_estimate
+from policysearch.policies import Policy
+
+C, M, T, N, K = 2, 6, 5, 3, 2  # conditions, samples per condition, horizon, state and action sizes
+
+
+def _problem(dtype=jnp.float32, seed: int = 0, valid: tuple[int, ...] = (6, 4)):
+    """A random policy and a random padded sample set: condition c holds valid[c] real samples."""
+    rng = np.random.default_rng(seed)
+    policy = Policy(N, K, "gaussian", (8,), "softplus", -0.3)
+    params = jax.tree.map(lambda a: jnp.asarray(a, dtype), policy.init(jax.random.PRNGKey(seed)))
+    # a policy head of non-negligible size so that theta moves the log-probs
+    params = params._replace(actor=jax.tree.map(lambda a: a + jnp.asarray(0.3 * rng.normal(size=a.shape), dtype), params.actor))
+    mask = np.zeros((C, M), np.float64)
+    for c, v in enumerate(valid):
+        mask[c, :v] = 1
+    samples = SampleSet(
+        jnp.asarray(rng.normal(size=(C, M, T, N)), dtype), jnp.asarray(rng.normal(size=(C, M, T, K)), dtype),
+        jnp.asarray(rng.normal(size=(C, M, T)), dtype), jnp.asarray(np.cumsum(rng.normal(-2.0, 0.5, size=(C, M, T)), -1), dtype),
+        jnp.asarray(mask, dtype),
+    )
+    return policy, params, samples
+
+
+def _direct_log_w(policy: Policy, params, s: SampleSet) -> np.ndarray:
+    """log w_{c,i,t} in float64 from SciPy densities: prod_k N(u_k; mu(x_k), s^2) over the prefix / q."""
+    mean = np.asarray(policy.dist(params, s.states).mean, np.float64)
+    std = np.exp(np.asarray(params.log_std, np.float64))
+    step = norm.logpdf(np.asarray(s.actions, np.float64), mean, std).sum(-1)
+    return np.cumsum(step, -1) - np.asarray(s.log_q, np.float64)
+
+
+def test_log_weights_match_direct_float64() -> None:
+    policy, params, s = _problem()
+    got = np.asarray(log_weights(policy, params, s))
+    want = _direct_log_w(policy, params, s)
+    mask = np.asarray(s.mask) > 0
+    np.testing.assert_allclose(got[mask], want[mask], rtol=1e-5, atol=1e-4)
+    assert np.all(np.isneginf(got[~mask]))  # padding carries no weight
+    # short horizon: the weights themselves, not just their logs
+    np.testing.assert_allclose(np.exp(got[mask]), np.exp(want[mask]), rtol=1e-4)
+
+
+def test_phi_matches_direct_float64_and_w_r_zero_is_self_normalised_return() -> None:
+    policy, params, s = _problem()
+    log_w, mask, r = _direct_log_w(policy, params, s), np.asarray(s.mask) > 0, np.asarray(s.rewards, np.float64)
+    w_r = 0.37
+    total, sn_total = 0.0, 0.0
+    for c in range(C):
+        lw = log_w[c][mask[c]]
+        log_z = logsumexp(lw, axis=0)
+        j_t = (np.exp(lw - log_z) * r[c][mask[c]]).sum(0)
+        total += np.sum(j_t + w_r * log_z)
+        sn_total += float(np.sum(self_normalized_estimate(jnp.asarray(lw), jnp.asarray(r[c][mask[c]]))))
+    assert float(phi(params, policy, s, jnp.asarray(w_r))) == pytest.approx(total / C, rel=1e-5)
+    assert float(estimated_return(params, policy, s)) == pytest.approx(sn_total / C, rel=1e-5)
+    assert float(phi(params, policy, s, jnp.asarray(0.0))) == pytest.approx(sn_total / C, rel=1e-5)
+
+
+def test_padding_does_not_change_phi_or_its_gradient() -> None:
+    policy, params, s = _problem(valid=(6, 4))
+    trimmed = SampleSet(*(a[:, :4] if a.ndim >= 2 else a for a in s))._replace(mask=s.mask[:, :4])
+    # condition 0 loses two real samples when trimmed: compare on a set where both hold the same
+    s_same = s._replace(mask=s.mask.at[0, 4:].set(0.0))
+    w = jnp.asarray(0.1)
+    assert float(phi(params, policy, s_same, w)) == pytest.approx(float(phi(params, policy, trimmed, w)), rel=1e-6)
+    g1 = jax.grad(phi)(params, policy, s_same, w)
+    g2 = jax.grad(phi)(params, policy, trimmed, w)
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+        assert np.all(np.isfinite(np.asarray(a)))
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_phi_gradient_matches_finite_differences_and_closed_form() -> None:
+    """Autodiff gradient against central differences (float64) along random directions, and
+    against grad Phi_c = sum_t (1/Z_t) sum_i w_it grad log pi(zeta_i,1:t) (r_it - J_t + w_r)."""
+    with jax.enable_x64(True):
+        policy, params, s = _problem(jnp.float64)
+        w_r = jnp.asarray(0.25, jnp.float64)
+        grad = jax.grad(phi)(params, policy, s, w_r)
+        rng = np.random.default_rng(1)
+        for _ in range(3):
+            d = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), params)
+            eps = 1e-6
+            plus = phi(jax.tree.map(lambda a, b: a + eps * b, params, d), policy, s, w_r)
+            minus = phi(jax.tree.map(lambda a, b: a - eps * b, params, d), policy, s, w_r)
+            fd = float((plus - minus) / (2 * eps))
+            ad = sum(float(jnp.sum(g * v)) for g, v in zip(jax.tree.leaves(grad), jax.tree.leaves(d)))
+            assert ad == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+        # the closed form, with the Jacobian of every prefix log-prob by autodiff
+        jac = jax.jacrev(lambda p: jnp.cumsum(policy.dist(p, s.states).log_prob(s.actions), -1))(params)  # [C, M, T, ...]
+        log_w = log_weights(policy, params, s)
+        w = jax.nn.softmax(log_w, axis=1)  # (1/Z_t) w_it per condition, 0 on padding
+        j_t = jnp.sum(w * s.rewards, axis=1, keepdims=True)
+        coef = jnp.where(s.mask[..., None] > 0, w * (s.rewards - j_t + w_r), 0.0) / C
+        closed = jax.tree.map(lambda jl: jnp.tensordot(coef, jl, axes=3), jac)
+        for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(closed)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-8, atol=1e-10)
+
+
+def _lqg(rng: np.random.Generator, scale: float) -> LinearGaussianController:
+    cov = np.stack([np.diag(rng.uniform(0.2, 1.0, K)) * scale for _ in range(T)])
+    return LinearGaussianController(
+        jnp.asarray(rng.normal(size=(T + 1, N)), jnp.float32), jnp.asarray(rng.normal(size=(T, K)), jnp.float32),
+        jnp.zeros((T, K), jnp.float32), jnp.asarray(0.3 * rng.normal(size=(T, K, N)), jnp.float32), jnp.asarray(cov, jnp.float32),
+    )
+
+
+def test_sample_set_proposal_is_a_mixture_of_prefix_products_per_condition() -> None:
+    """log q_c(zeta_1:t) = logsumexp_j [log(m_j/m) + sum_{k<=t} log q_j(u_k|x_k)] over the sources
+    that sampled at condition c, from SciPy densities in float64; a guiding controller of another
+    condition is not part of condition c's proposal."""
+    rng = np.random.default_rng(0)
+    policy = Policy(N, K, "gaussian", (8,), "softplus", -0.3)
+    params = policy.init(jax.random.PRNGKey(3))
+    ctrls = [_lqg(rng, 1.0), _lqg(rng, 0.5)]
+    sources = [Source(ctrls[0], None), Source(ctrls[1], None), Source(None, params)]
+    store = SampleStore()
+    draw = lambda count: tuple(rng.normal(size=shape).astype(np.float32) for shape in [(count, T, N), (count, T, K), (count, T)])  # noqa: E731
+    store.add(draw(3), condition=0, source=0)
+    store.add(draw(2), condition=1, source=1)
+    store.add(draw(2), condition=0, source=2)
+    store.add(draw(2), condition=1, source=2)
+    s = build_sample_set(policy, store, sources, {0, 1, 2}, conditions=2)
+    assert s.states.shape[:2] == (2, 32) and np.asarray(s.mask).sum(1).tolist() == [5, 4]
+
+    def step_lp(source: Source, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+        if source.controller is not None:
+            ctrl = source.controller
+            mean = np.stack([np.asarray(ctrl.mean(t, jnp.asarray(x[t]))) for t in range(T)])
+            sd = np.sqrt(np.stack([np.diag(np.asarray(ctrl.cov[t], np.float64)) for t in range(T)]))
+        else:
+            mean, sd = np.asarray(policy.dist(params, jnp.asarray(x)).mean), np.exp(np.asarray(params.log_std, np.float64))
+        return norm.logpdf(u.astype(np.float64), mean, sd).sum(-1)
+
+    members = {0: [(0, 3), (2, 2)], 1: [(1, 2), (2, 2)]}
+    for c, comps in members.items():
+        m = sum(n for _, n in comps)
+        for i in range(int(np.asarray(s.mask[c]).sum())):
+            x, u = np.asarray(s.states[c, i]), np.asarray(s.actions[c, i])
+            terms = np.stack([np.log(n / m) + np.cumsum(step_lp(sources[j], x, u)) for j, n in comps])
+            np.testing.assert_allclose(np.asarray(s.log_q[c, i]), logsumexp(terms, axis=0), rtol=1e-4, atol=1e-3)
+            per_step_mixture = np.cumsum(logsumexp(np.stack([np.log(n / m) + step_lp(sources[j], x, u) for j, n in comps]), axis=0))
+            assert np.max(np.abs(per_step_mixture - logsumexp(terms, axis=0))) > 1e-2  # a different density
+
+
+def test_accept_reject_and_w_r_schedule_on_scripted_values() -> None:
+    """Accept when the new estimate beats the best: w_r / 10; reject: w_r * 10; kept in bounds."""
+    w_r = jnp.asarray(1e-2)
+    script = [(-5.0, -6.0, True), (-7.0, -5.0, False), (-7.0, -5.0, False), (-7.0, -5.0, False), (-7.0, -5.0, False),
+              (-4.0, -5.0, True), (-5.0, -5.0, False)]
+    expected = [1e-3, 1e-2, 1e-1, 1.0, 1.0, 1e-1, 1.0]  # bounded above by w_max = 1
+    for (new, best, acc), want in zip(script, expected):
+        accepted, w_r = accept_or_reject(w_r, jnp.asarray(new), jnp.asarray(best), 10.0, 1e-4, 1.0)
+        assert bool(accepted) is acc
+        assert float(w_r) == pytest.approx(want, rel=1e-5)
+    for _ in range(6):
+        _, w_r = accept_or_reject(w_r, jnp.asarray(1.0), jnp.asarray(0.0), 10.0, 1e-4, 1.0)
+    assert float(w_r) == pytest.approx(1e-4, rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [dict(iterations=0), dict(w_r_factor=1.0), dict(w_r=10.0, w_r_max=1.0), dict(hidden=()), dict(guiding_samples=-1)])
+def test_invalid_config_is_a_user_error(bad: dict) -> None:
+    with pytest.raises(UserError):
+        GPSConfig(**bad)
+
+
+def test_controller_samples_have_the_controllers_log_prob() -> None:
+    """Guiding samples are drawn from pi_G: their mean log-prob under pi_G matches the Gaussian
+    entropy (E[log N] = -H), a check that sampling and log_prob describe one distribution."""
+    rng = np.random.default_rng(2)
+    ctrl = _lqg(rng, 0.3)
+    keys = jax.random.split(jax.random.PRNGKey(0), 5000)
+    x = jnp.asarray(rng.normal(size=N), jnp.float32)
+    u = jax.vmap(lambda k: controller_act(ctrl, 2, x, k))(keys)
+    lp = np.asarray(jax.vmap(lambda uu: ctrl.log_prob(2, x, uu))(u))
+    cov = np.asarray(ctrl.cov[2], np.float64)
+    entropy = 0.5 * np.log(np.linalg.det(2 * np.pi * np.e * cov))
+    assert lp.mean() == pytest.approx(-entropy, abs=4 * lp.std() / np.sqrt(len(lp)))
+
+
+@pytest.mark.slow
+def test_gps_on_the_arm_reaches_the_ddp_cost() -> None:
+    """Algorithm 1 on the 2-link arm (dense reaching cost, 4 initial states): the returned
+    policy's cost is within 10% of its DDP controllers', far below the zero-torque cost, and at
+    least one iteration was accepted by the importance-sampled comparison."""
+    from policysearch.envs.systems import TASKS
+
+    problem = JaxTaskProblem(TASKS["arm-reach-dense"](), arm_reach_conditions())
+    result = run_gps(problem, GPSConfig(iterations=4), seed=0)
+    ddp = float(np.mean(result.ddp_costs))
+    final = result.history[-1]["policy_cost_mean"]
+    idle = float(np.mean([-np.sum(problem.sample(c, lambda a, t, x, k: jnp.zeros(2), None, jax.random.PRNGKey(0), 1)[2]) for c in range(4)]))
+    assert final <= 1.10 * ddp, (final, ddp)
+    assert idle > 2.0 * ddp
+    assert any(row["accepted"] for row in result.history)
+    assert result.history[-1]["value_best"] >= result.history[0]["value_best"] - 1e-3
+
+
+@pytest.mark.parametrize("env_id", ["Swimmer-v5", "Hopper-v5", "Walker2d-v5"])
+def test_mujoco_features_are_the_env_observation(env_id: str) -> None:
+    """A GPS policy sees features(x) in training and the env's observation when deployed: equal."""
+    import gymnasium as gym
+
+    from policysearch.algos.gps_problems import mujoco_features
+
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=3)
+    inner = env.unwrapped
+    for _ in range(5):
+        obs, *_ = env.step(env.action_space.sample())
+    x = np.concatenate([inner.data.qpos, inner.data.qvel]).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(mujoco_features(env_id, inner.model.nq)(jnp.asarray(x))), obs, rtol=1e-5, atol=1e-5)
+    env.close()
+
+
+def test_cli_train_gps_writes_the_run_and_eval_reads_it(tmp_path) -> None:
+    """`policysearch train gps` on a short arm task: metrics, a checkpoint per iteration, the
+    controllers, the plot and the summary; `policysearch eval` scores the saved policy."""
+    import json
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "gps"
+    cmd = [sys.executable, "-m", "policysearch.cli", "train", "gps", "--env", "arm-reach-dense", "--horizon", "30", "--conditions", "2",
+           "--iterations", "2", "--lbfgs-iterations", "10", "--init-iterations", "20", "--ilqr-iterations", "50",
+           "--run-dir", str(run_dir), "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["iterations"] == 2 and summary["conditions"] == 2 and summary["real_steps"] == summary["samples"] * 30
+    for name in ("config.json", "metrics.csv", "learning_curve.png", "summary.json", "controllers/condition_1"):
+        assert (run_dir / name).exists(), name
+    assert len(list((run_dir / "checkpoints").iterdir())) == 2
+    ev = subprocess.run([sys.executable, "-m", "policysearch.cli", "eval", str(run_dir), "--json"], capture_output=True, text=True, timeout=600)
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["cost_mean"] == pytest.approx(summary["policy_cost"], rel=1e-4)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--env", "CartPole-v1"], "needs a model of the dynamics"),
+    (["--env", "arm-reach-dense", "--w-r-factor", "1"], "--w-r-factor"),
+    (["--env", "arm-reach-dense", "--conditions", "0"], "conditions"),
+])
+def test_cli_gps_bad_input_exits_2(argv: list[str], message: str) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "policysearch.cli", "train", "gps", *argv], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_gps_on_swimmer_beats_the_random_policy() -> None:
+    """GPS on Swimmer-v5 (3 starts, horizon 150, 6 iterations: about 60k model steps) gives a
+    policy that swims on the real env for the full 1000-step episode, far ahead of uniform random
+    actions (measured: about 31 against about 3)."""
+    import gymnasium as gym
+
+    from policysearch.algos.gps_problems import MujocoProblem
+
+    problem = MujocoProblem("Swimmer-v5", 150, conditions=3)
+    result = run_gps(problem, GPSConfig(iterations=6), seed=0)
+    mean_action = jax.jit(lambda o: result.policy.dist(result.params, o).mean)
+    rng = np.random.default_rng(0)
+
+    def episode(act, seed: int) -> float:
+        env = gym.make("Swimmer-v5")
+        obs, _ = env.reset(seed=seed)
+        total = 0.0
+        for _ in range(1000):
+            obs, r, term, trunc, _ = env.step(act(obs))
+            total += r
+            if term or trunc:
+                break
+        env.close()
+        return total
+
+    gps = [episode(lambda o: np.clip(np.asarray(mean_action(jnp.asarray(o, jnp.float32))), -1, 1), s) for s in range(3)]
+    rand = [episode(lambda o: rng.uniform(-1, 1, 2), s) for s in range(5)]
+    assert np.mean(gps) > 20.0, gps
+    assert np.mean(gps) > np.mean(rand) + 15.0, (gps, rand)
