@@ -301,3 +301,17 @@ def test_gps_on_swimmer_beats_the_random_policy() -> None:
     rand = [episode(lambda o: rng.uniform(-1, 1, 2), s) for s in range(5)]
     assert np.mean(gps) > 20.0, gps
     assert np.mean(gps) > np.mean(rand) + 15.0, (gps, rand)
+
+
+def test_adaptive_guiding_adds_new_guiding_samples_each_iteration() -> None:
+    """Line 9: with --adaptive-guiding each iteration re-solves DDP on l - lambda log pi_theta
+    and its samples join S (sample counts add up), and the run stays finite."""
+    from policysearch.envs.systems import TASKS
+
+    problem = JaxTaskProblem(TASKS["arm-reach-dense"](horizon=30), arm_reach_conditions()[:2])
+    cfg = GPSConfig(iterations=2, adaptive_guiding=True, lbfgs_iterations=10, init_iterations=20, ilqr_iterations=50)
+    result = run_gps(problem, cfg, seed=0)
+    rejected = sum(not r["accepted"] for r in result.history)
+    per_iteration = 2 * (cfg.policy_samples + cfg.guiding_samples)
+    assert result.samples == 2 * cfg.guiding_samples + 2 * cfg.policy_samples + 2 * per_iteration + rejected * 2 * cfg.policy_samples
+    assert all(np.isfinite(r["value_new"]) and np.isfinite(r["policy_cost_mean"]) for r in result.history)
