@@ -22,11 +22,11 @@ from policysearch.errors import UserError
 
 
 class MujocoModel:
-    def __init__(self, env_id: str, threads: int | None = None) -> None:
+    def __init__(self, env_id: str, threads: int | None = None, **env_kwargs: object) -> None:
         spec = check_env_id(env_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            env = gym.make(env_id)
+            env = gym.make(env_id, **env_kwargs)
         inner = env.unwrapped
         if not isinstance(inner, gym.envs.mujoco.MujocoEnv):
             raise UserError(f"{env_id} is not a MuJoCo environment: trajectory optimisation needs a model of the dynamics")

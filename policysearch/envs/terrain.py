@@ -1,0 +1,134 @@
+"""`policysearch/Walker2dTerrain-v0`: the Walker2d-v5 robot on uneven ground, a MuJoCo height
+field generated from a `terrain_seed` (the walking task of Guided Policy Search, Levine and
+Koltun 2013, sec. 5).
+
+The profile h(x) is flat for x < 1 m and then the sum of (a) a piecewise-linear slope whose grade
+changes every 2-4 m, uniform in +-0.08 * roughness rad, and (b) Gaussian bumps (one every 1.5 m
+on average, height +-0.06 * roughness m, width 0.2-0.5 m); it is sampled every 5 cm over
+[-5, 35] m. The height field is a 2-row MuJoCo hfield, constant across y (the robot is planar).
+Health and the reward are the Walker2d-v5 ones, with the torso height measured above the
+ground under the torso instead of above z = 0.
+
+Training terrains are seeds 0-3 (`TRAIN_TERRAINS`); test terrains, never trained on, are seeds
+100-103 (`TEST_TERRAINS`), both at roughness 1.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
+
+TRAIN_TERRAINS = (0, 1, 2, 3)
+TEST_TERRAINS = (100, 101, 102, 103)
+X_MIN, X_MAX, DX = -5.0, 35.0, 0.05
+ENV_ID = "policysearch/Walker2dTerrain-v0"
+SET_ENV_ID = "policysearch/Walker2dTerrains-v0"
+"""A set of terrains, one drawn at every reset: how PPO and TRPO train on several terrains."""
+
+
+def terrain_profile(terrain_seed: int, roughness: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(x, h(x)) of the terrain, documented in the module docstring."""
+    rng = np.random.default_rng(terrain_seed)
+    x = np.arange(X_MIN, X_MAX + DX / 2, DX)
+    slope = np.zeros_like(x)
+    pos = 1.0
+    while pos < X_MAX:
+        length = rng.uniform(2.0, 4.0)
+        slope[(x >= pos) & (x < pos + length)] = np.tan(rng.uniform(-0.08, 0.08) * roughness)
+        pos += length
+    h = np.concatenate([[0.0], np.cumsum(slope[:-1] * DX)])
+    for centre in np.arange(2.0, X_MAX, 1.5) + rng.uniform(-0.5, 0.5, len(np.arange(2.0, X_MAX, 1.5))):
+        h += rng.uniform(-0.06, 0.06) * roughness * np.exp(-0.5 * ((x - centre) / rng.uniform(0.2, 0.5)) ** 2)
+    h[x < 1.0] = 0.0
+    return x, h
+
+
+def ground_height(profile: tuple[np.ndarray, np.ndarray], x: float) -> float:
+    return float(np.interp(x, *profile))
+
+
+def terrain_xml(terrain_seed: int, roughness: float = 1.0) -> Path:
+    """An MJCF file of Walker2d-v5 with the plane floor replaced by this terrain's height field
+    (written once per (seed, roughness) to a cache folder, atomically)."""
+    import gymnasium.envs.mujoco as gm
+
+    cache = Path(os.environ.get("POLICYSEARCH_CACHE", Path(tempfile.gettempdir()) / "policysearch")) / "terrain"
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"walker2d_terrain_v1_s{terrain_seed}_r{roughness:g}.xml"
+    if path.exists():
+        return path
+    x, h = terrain_profile(terrain_seed, roughness)
+    # MuJoCo rescales elevation data to span [0, 1], so it must span exactly that range
+    lo, hi = float(h.min()), max(float(h.max()), float(h.min()) + 1e-3)
+    elev = np.clip((h - lo) / (hi - lo), 0.0, 1.0)
+    data = " ".join(f"{v:.5f}" for v in np.concatenate([elev, elev]))
+    base = (Path(gm.__file__).parent / "assets" / "walker2d_v5.xml").read_text()
+    hfield = (f'<hfield name="terrain" nrow="2" ncol="{len(x)}" size="{(X_MAX - X_MIN) / 2:.4f} 2 {hi - lo:.5f} 0.5" '
+              f'elevation="{data}"/>')
+    floor_start = base.index('<geom conaffinity="1" condim="3" name="floor"')
+    floor_end = base.index("/>", floor_start) + 2
+    floor = (f'<geom conaffinity="1" condim="3" name="floor" hfield="terrain" type="hfield" '
+             f'pos="{(X_MAX + X_MIN) / 2:.4f} 0 {lo:.5f}" rgba="0.8 0.9 0.8 1" material="MatPlane"/>')
+    xml = base[:floor_start] + floor + base[floor_end:]
+    xml = xml.replace("<asset>", "<asset>\n        " + hfield, 1)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(xml)
+    os.replace(tmp, path)
+    return path
+
+
+class Walker2dTerrainEnv(Walker2dEnv):
+    """Walker2d-v5 on the terrain of `terrain_seed`; health uses the height above the ground."""
+
+    def __init__(self, terrain_seed: int = 0, roughness: float = 1.0, **kwargs) -> None:
+        self.terrain_seed, self.roughness = terrain_seed, roughness
+        self.profile = terrain_profile(terrain_seed, roughness)
+        super().__init__(xml_file=str(terrain_xml(terrain_seed, roughness)), **kwargs)
+
+    @property
+    def is_healthy(self) -> bool:
+        x, z, angle = self.data.qpos[0:3]
+        z = z - ground_height(self.profile, x)
+        min_z, max_z = self._healthy_z_range
+        min_angle, max_angle = self._healthy_angle_range
+        return bool(min_z < z < max_z and min_angle < angle < max_angle)
+
+
+class Walker2dTerrainSetEnv(gym.Env):
+    """Walker2dTerrain on one of `terrain_seeds`, drawn uniformly (from the reset seed's stream)
+    at every reset; observation and action spaces are Walker2d's."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 125}
+
+    def __init__(self, terrain_seeds: tuple[int, ...] = TRAIN_TERRAINS, roughness: float = 1.0, **kwargs) -> None:
+        self.envs = [Walker2dTerrainEnv(s, roughness, **kwargs) for s in terrain_seeds]
+        self.observation_space, self.action_space = self.envs[0].observation_space, self.envs[0].action_space
+        self.render_mode = kwargs.get("render_mode")
+        self.current = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.current = int(self.np_random.integers(len(self.envs)))
+        return self.envs[self.current].reset(seed=int(self.np_random.integers(2**31)), options=options)
+
+    def step(self, action):
+        return self.envs[self.current].step(action)
+
+    def render(self):
+        return self.envs[self.current].render()
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def register() -> None:
+    if ENV_ID not in gym.envs.registry:
+        gym.register(ENV_ID, entry_point="policysearch.envs.terrain:Walker2dTerrainEnv", max_episode_steps=1000)
+    if SET_ENV_ID not in gym.envs.registry:
+        gym.register(SET_ENV_ID, entry_point="policysearch.envs.terrain:Walker2dTerrainSetEnv", max_episode_steps=1000)
