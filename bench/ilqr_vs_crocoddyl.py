@@ -13,11 +13,12 @@ checked against Crocoddyl's own `calc` / `calcDiff` on random points (to 1e-12) 
 Both solvers start from the same trajectory: zero controls and their rollout from x0
 (Crocoddyl: `solve(xs, us, maxiter, True)` with `xs = problem.rollout(us)`). Crocoddyl stops when
 sum_t |Q_u,t|^2 < th_stop (1e-9, its default); ours when an accepted step lowers the cost by less
-than `tolerance` (relative). Rows:
+than `tolerance` (relative), or, with `gradient_tolerance` set, on Crocoddyl's criterion too. Rows:
 
-  * ours (matched): ILQRConfig(max_iterations=100, tolerance=1e-9, mu_init=0), i.e. no V_xx
-    regularisation to start with, like Crocoddyl (whose regulariser starts at reg_min = 1e-9).
-  * ours (defaults): ILQRConfig() (mu_init=1, tolerance=1e-6), for reference.
+  * ours (matched): ILQRConfig(max_iterations=100, tolerance=1e-9, mu_init=0,
+    gradient_tolerance=1e-9), i.e. no V_xx regularisation to start with, like Crocoddyl (whose
+    regulariser starts at reg_min = 1e-9), and Crocoddyl's stop test with its th_stop.
+  * ours (defaults): ILQRConfig() (mu_init=1, tolerance=1e-6, no gradient test), for reference.
 
 Time per solve: median (and min) over `--repeats` calls. Ours is `jax.jit(lambda x0, u: solve(...))`
 compiled by a first call (its time printed separately) and each timed call ends with
@@ -26,17 +27,22 @@ compiled by a first call (its time printed separately) and each timed call ends 
 OpenMP build defaults to one thread per core, and on a loaded 2-core machine the spinning threads
 made the unicycle solve ~100x slower, 150 ms instead of 1.4 ms). Iterations: Crocoddyl's
 `solver.iter` (steps taken; the last backward pass finds the stop criterion met) and our
-`Solution.iterations` (loop passes, the last being an accepted step below tolerance, or a
-rejected one when nothing lower is found). A per-iteration breakdown of ours (autodiff
-derivatives, backward pass, line search over 11 step sizes) is printed under the problem table.
+`Solution.iterations` (line searches; each is followed by the backward pass at the resulting
+nominal, so a solve runs iterations + 1 backward passes; it ends after an accepted step below
+tolerance, or when that backward pass meets the gradient test). A per-iteration breakdown of
+ours (autodiff derivatives, backward pass, one forward pass with its cost, each jitted alone) is
+printed under the problem table.
 
 MuJoCo section: `solve_mujoco` on Walker2d-v5 at horizon 500 from the default start and zero
 controls, ILQRConfig(max_iterations=--mujoco-iterations, tolerance=1e-4), fd_eps 1e-3. Seconds
-per iteration are the `seconds` field of its on_iteration callback, median over iterations 2..N
-(iteration 1 also traces and compiles the jitted cost functions, which `solve_mujoco` builds anew
-on each call). Next to it: the time of the derivatives alone, `model.linearize(xs, us, eps=1e-3)`
-along the zero-control nominal (horizon x one linearisation), median of 4 (2 before the solve,
-2 after).
+per iteration are the `seconds` field of its on_iteration callback (line search over all step
+sizes in one batch, then the finite-difference derivatives if the step was accepted, then the
+backward pass), median over iterations 2..N (iteration 1 also traces and compiles the jitted
+pieces, on a process's first solve). A rejected step keeps the nominal, whose derivatives are
+then reused, so such iterations cost less than the derivatives alone; the median over the
+iterations that did recompute them is printed too. Next to it: the time of the derivatives
+alone, `model.linearize(xs, us, eps=1e-3)` along the zero-control nominal (horizon x one
+linearisation), median of 4 (2 before the solve, 2 after).
 
 Targets (from the issue): final cost equal to Crocoddyl's to 1e-6 relative, time per solve no
 more than 2x Crocoddyl's, MuJoCo seconds per iteration within 1.5x the derivatives alone.
@@ -46,6 +52,10 @@ Run (from the repository root; `pip install crocoddyl`, 3.2.1 used):
     python bench/ilqr_vs_crocoddyl.py --repeats 50 --json ilqr_bench.json
     python bench/ilqr_vs_crocoddyl.py --no-mujoco
 Run it on an otherwise idle machine; the load average is printed before and after.
+XLA:CPU compiles a lax.scan whose per-step memory traffic is under 1 kB into one kernel and runs
+larger ones kernel by kernel; raising that limit (the environment variable
+XLA_FLAGS=--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=100000000, set before
+the run) makes ours several times faster on these problems (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -69,7 +79,7 @@ from policysearch.control.ilqr import ILQRConfig, solve  # noqa: E402
 HORIZON = 200
 MUJOCO_ENV = "Walker2d-v5"
 MUJOCO_HORIZON = 500
-MATCHED = ILQRConfig(max_iterations=100, tolerance=1e-9, mu_init=0.0)
+MATCHED = ILQRConfig(max_iterations=100, tolerance=1e-9, mu_init=0.0, gradient_tolerance=1e-9)
 DEFAULTS = ILQRConfig()
 CROC_TH_STOP = 1e-9
 CROC_MAXITER = 100
@@ -189,23 +199,29 @@ def run_ours(p: dict, config: ILQRConfig, repeats: int) -> dict:
 
 
 def iteration_breakdown(p: dict, repeats: int) -> dict:
-    """Time of the three parts of one of our iterations along the zero-control nominal, each jitted
-    alone: autodiff derivatives, backward pass (mu = 0, unbounded box QP), and the closed-loop
-    forward passes for all line-search step sizes."""
+    """Time of the parts of one of our iterations along the zero-control nominal, each jitted alone
+    (so each includes one jitted call's dispatch, ~0.01-0.02 ms): autodiff derivatives, the backward
+    pass as the solver runs it (mu = 0, no limits: Cholesky-free closed form / Gauss-Jordan, no box
+    QP), and one closed-loop forward pass with its cost (the line search tries alpha = 1 first and
+    the smaller step sizes only when it is rejected)."""
     dyn, run, term = p["dynamics"], p["running"], p["terminal"]
     u = jnp.zeros((HORIZON, p["nu"]))
     x = ilqr.rollout(dyn, jnp.asarray(p["x0"]), u)
     inf = jnp.full((p["nu"],), jnp.inf)
-    alphas = ilqr.line_search_alphas(MATCHED.line_search_steps)
     der = jax.jit(lambda x, u: ilqr.derivatives(dyn, run, term, x, u))
-    bw = jax.jit(lambda d, u: ilqr.backward_pass(d, jnp.asarray(0.0), u, -inf, inf, jnp.zeros_like(u)))
-    fw = jax.jit(lambda x, u, k, K: jax.vmap(lambda a: ilqr.closed_loop_rollout(dyn, x, u, k, K, a, -inf, inf))(alphas))
+    bw = jax.jit(lambda d, u: ilqr._backward(d, 0.0, u, -inf, inf, jnp.zeros_like(u), bounded=False, values=False))
+
+    def forward(x, u, k, K):
+        xs, us = ilqr.closed_loop_rollout(dyn, x, u, k, K, 1.0, None, None)
+        return ilqr.trajectory_cost(run, term, xs, us)
+
+    fw = jax.jit(forward)
     d = jax.block_until_ready(der(x, u))
     b = jax.block_until_ready(bw(d, u))
     jax.block_until_ready(fw(x, u, b.k, b.K))
     return dict(derivatives_s=_median_time(der, x, u, repeats=repeats)[0],
                 backward_s=_median_time(bw, d, u, repeats=repeats)[0],
-                line_search_s=_median_time(fw, x, u, b.k, b.K, repeats=repeats)[0])
+                forward_s=_median_time(fw, x, u, b.k, b.K, repeats=repeats)[0])
 
 
 def run_mujoco(iterations: int) -> dict:
@@ -235,11 +251,14 @@ def run_mujoco(iterations: int) -> dict:
     total_s = time.perf_counter() - t0
     per_iter = [d["seconds"] for d in log]
     steady = per_iter[1:] if len(per_iter) > 1 else per_iter
+    with_derivatives = [d["seconds"] for d in log[1:] if d["derivatives"]]
     lin += linearize_times(2)
     out = dict(env=MUJOCO_ENV, horizon=MUJOCO_HORIZON, state_dim=model.state_dim, control_dim=model.control_dim,
                threads=len(model._datas), iterations=int(sol.iterations), total_s=total_s,
                seconds_per_iteration=float(np.median(steady)), iteration_seconds=per_iter,
+               seconds_per_iteration_with_derivatives=float(np.median(with_derivatives)) if with_derivatives else None,
                iteration_costs=[d["cost"] for d in log], iteration_alphas=[d["alpha"] for d in log],
+               iteration_derivatives=[d["derivatives"] for d in log],
                linearize_s=float(np.median(lin)), linearize_seconds=lin)
     out["ratio"] = out["seconds_per_iteration"] / out["linearize_s"]
     model.close()
@@ -314,7 +333,7 @@ def main() -> None:
     for name, res in results["problems"].items():
         b, it = res["ours_breakdown"], res["ours_matched"]
         print(f"{name}: ours per iteration: derivatives {b['derivatives_s'] * 1e3:.2f} ms, backward pass "
-              f"{b['backward_s'] * 1e3:.2f} ms, line search ({MATCHED.line_search_steps} steps) {b['line_search_s'] * 1e3:.2f} ms; "
+              f"{b['backward_s'] * 1e3:.2f} ms, forward pass + cost (one step size) {b['forward_s'] * 1e3:.2f} ms; "
               f"matched solve / (iterations + 1) = {it['median_s'] / (it['iterations'] + 1) * 1e3:.2f} ms")
     if mj is not None:
         print()
@@ -323,8 +342,12 @@ def main() -> None:
         print(f"  seconds per iteration (median of iterations 2..{len(mj['iteration_seconds'])}) {mj['seconds_per_iteration']:8.3f}")
         print(f"  derivatives alone (linearize, horizon {mj['horizon']})          {mj['linearize_s']:8.3f}")
         print(f"  ratio                                                 {mj['ratio']:8.2f}")
+        wd = mj["seconds_per_iteration_with_derivatives"]
+        if wd is not None:
+            print(f"  median of those iterations that recomputed derivatives {wd:8.3f}  (ratio {wd / mj['linearize_s']:.2f})")
         print(f"  per-iteration seconds {[round(s, 3) for s in mj['iteration_seconds']]}, "
-              f"costs {[round(c, 2) for c in mj['iteration_costs']]}, step sizes {mj['iteration_alphas']}")
+              f"costs {[round(c, 2) for c in mj['iteration_costs']]}, step sizes {mj['iteration_alphas']}, "
+              f"derivatives recomputed {mj['iteration_derivatives']}; solve total {mj['total_s']:.2f} s")
 
     worst_rel = max(r[f"ours_{k}"]["cost_rel_diff"] for r in results["problems"].values() for k in ("matched", "defaults"))
     worst_ratio = max(r["ours_matched"]["time_ratio"] for r in results["problems"].values())

@@ -13,8 +13,16 @@ Backward pass (with costs; Tassa 2012 eq. 5 and 10, regularisation on V_xx):
     k = argmin_{u_lo <= u_bar + k <= u_hi} 0.5 k^T Q~_uu k + k^T Q_u   (box QP), K = -Q~_uu,ff^-1 Q~_ux,f
       with Q~ the same expansion over V_xx + mu I (the regulariser shapes the step only)
     V_x = Q_x + K^T Q_uu k + K^T Q_u + Q_ux^T k,  V_xx = Q_xx + K^T Q_uu K + K^T Q_ux + Q_ux^T K
+  Without control limits (None or infinite, known at trace time) the box QP is skipped:
+  (k, K) = -Q~_uu^-1 (Q_u, Q~_ux).
 Forward pass: u_t = u_bar_t + alpha k_t + K_t (x_t - x_bar_t), accepted when the actual reduction
-over the expected one, alpha sum k^T Q_u + alpha^2/2 sum k^T Q_uu k, exceeds `accept_ratio`.
+over the expected one, alpha sum k^T Q_u + alpha^2/2 sum k^T Q_uu k, exceeds `accept_ratio`; the
+largest accepted alpha is taken (`solve` tries them largest first and stops at the first accepted).
+
+Speed on XLA:CPU: each step of a lax.scan runs its kernels one at a time through XLA's runtime
+(tens of ns each), so the per-step work is written to lower to few fused kernels: the small matrix
+products and the Q_uu solve as multiplies, reductions and elementwise ops (`boxqp.matmul`,
+`boxqp.spd_solve`), no dot or LAPACK call inside the recursion.
 """
 
 from __future__ import annotations
@@ -24,8 +32,9 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from policysearch.control.boxqp import box_qp
+from policysearch.control.boxqp import box_qp, matmul, spd_solve
 from policysearch.errors import require, require_positive
 
 
@@ -46,9 +55,13 @@ class ILQRConfig:
     mu_factor: float = 1.6
     """Delta_0 of Tassa's schedule."""
     line_search_steps: int = 11
-    """Step sizes alpha = 10^linspace(0, -3, steps), tried together."""
+    """Step sizes alpha = 10^linspace(0, -3, steps), tried largest first until one is accepted."""
     accept_ratio: float = 0.0
     """Accept alpha when actual / expected reduction exceeds this (Tassa: 0)."""
+    gradient_tolerance: float = 0.0
+    """Also stop when sum_t |Q_u,t|^2 of the backward pass at the current nominal falls below this
+    (Crocoddyl's stopping criterion, its th_stop; 0: off). It ends the solve without the line search
+    that would find no lower cost, where `tolerance` needs an accepted step to stop."""
 
     def __post_init__(self) -> None:
         require_positive("max_iterations", self.max_iterations)
@@ -56,6 +69,7 @@ class ILQRConfig:
         require(self.mu_init >= 0, f"--mu-init must be >= 0, got {self.mu_init}")
         require(self.mu_factor > 1, f"--mu-factor must be > 1, got {self.mu_factor}")
         require_positive("line_search_steps", self.line_search_steps)
+        require(self.gradient_tolerance >= 0, f"gradient_tolerance must be >= 0, got {self.gradient_tolerance}")
 
 
 class Derivatives(NamedTuple):
@@ -79,39 +93,102 @@ class BackwardResult(NamedTuple):
     V_x: jax.Array  # [T+1, n]
     V_xx: jax.Array  # [T+1, n, n]
     ok: jax.Array  # bool: Q_uu positive definite at every step
+    Q_u_sq: jax.Array  # sum_t |Q_u,t|^2, Crocoddyl's stopping measure
+
+
+def unbounded(u_low: jax.Array | None, u_high: jax.Array | None) -> bool:
+    """Whether the limits are known, at trace time, to be absent or all infinite (then the backward
+    pass solves for the gains by Cholesky instead of a box QP per step). Traced limits count as
+    bounded."""
+    if u_low is None and u_high is None:
+        return True
+    try:
+        lo = np.asarray(-np.inf if u_low is None else u_low)
+        hi = np.asarray(np.inf if u_high is None else u_high)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return False
+    return bool(np.all(np.isneginf(lo)) and np.all(np.isposinf(hi)))
 
 
 def backward_pass(d: Derivatives, mu: jax.Array, u_bar: jax.Array, u_low: jax.Array, u_high: jax.Array, k_warm: jax.Array) -> BackwardResult:
-    """The Riccati-like recursion above, as a reverse lax.scan over t."""
-    n = d.f_x.shape[-1]
-    eye = jnp.eye(n, dtype=d.f_x.dtype)
+    """The Riccati-like recursion above, as a reverse lax.scan over t. Limits known to be infinite
+    at trace time (see `unbounded`) skip the box QP: (k, K) = -Q~_uu^-1 (Q_u, Q~_ux), solved
+    directly (`boxqp.spd_solve`; ok is False where Q~_uu is not positive definite)."""
+    return _backward(d, mu, u_bar, u_low, u_high, k_warm, bounded=not unbounded(u_low, u_high), values=True)
+
+
+def _backward(
+    d: Derivatives, mu: jax.Array, u_bar: jax.Array, u_low: jax.Array, u_high: jax.Array, k_warm: jax.Array,
+    bounded: bool, values: bool,
+) -> BackwardResult:
+    """`backward_pass` with the choice of step rule made by the caller. values=False leaves V_x and
+    V_xx out of the scan's outputs, and without limits also Q_uu_inv (zeros of the right shape in
+    the result), as the solver's loop never reads them. Small operands use the fused `matmul` /
+    `spd_solve` forms (see boxqp)."""
+    T, n, m = d.f_u.shape
+    dtype = d.f_x.dtype
+    mu = jnp.asarray(mu, dtype)
+    # per step, over z = (x, u): F = [f_x f_u], the cost's Hessian and gradient, and f_u^T F, which
+    # times mu is the regulariser's share of Q~_uz (Tassa's V_xx + mu I)
+    F = jnp.concatenate([d.f_x, d.f_u], axis=-1)  # [T, n, n + m]
+    L = jnp.concatenate([
+        jnp.concatenate([d.l_xx[:-1], jnp.swapaxes(d.l_ux, -1, -2)], axis=-1),
+        jnp.concatenate([d.l_ux, d.l_uu], axis=-1),
+    ], axis=-2)  # [T, n + m, n + m]
+    l = jnp.concatenate([d.l_x[:-1], d.l_u], axis=-1)  # [T, n + m]
+    R = jnp.einsum("tiu,tiz->tuz", d.f_u, F)  # [T, m, n + m]
 
     def step(carry: tuple, xs: tuple) -> tuple:
-        V_x, V_xx, ok = carry
-        f_x, f_u, l_x, l_u, l_xx, l_uu, l_ux, u, k0 = xs
-        Vreg = V_xx + mu * eye
-        Q_x = l_x + f_x.T @ V_x
-        Q_u = l_u + f_u.T @ V_x
-        Q_xx = l_xx + f_x.T @ V_xx @ f_x
-        Q_uu = l_uu + f_u.T @ V_xx @ f_u
-        Q_ux = l_ux + f_u.T @ V_xx @ f_x
-        Q_uu_reg = l_uu + f_u.T @ Vreg @ f_u
+        V_x, V_xx, dv = carry
+        F_t, L_t, l_t, R_t, u, k0 = xs
+        P = matmul(F_t.T, jnp.concatenate([V_xx, V_x[:, None]], axis=1))  # [n + m, n + 1]: F^T (V_xx, V_x)
+        Q = L_t + matmul(P[:, :n], F_t)  # [n + m, n + m]
+        q = l_t + P[:, n]  # [n + m]
+        Q_x, Q_u, Q_xx, Q_ux, Q_uu = q[:n], q[n:], Q[:n, :n], Q[n:, :n], Q[n:, n:]
+        Q_uu_reg = Q_uu + mu * R_t[:, n:]
         Q_uu_reg = 0.5 * (Q_uu_reg + Q_uu_reg.T)
-        qp = box_qp(Q_uu_reg, Q_u, u_low - u, u_high - u, k0)
-        k = qp.x
-        K = -qp.H_free_inv @ (l_ux + f_u.T @ Vreg @ f_x)
-        V_x = Q_x + K.T @ Q_uu @ k + K.T @ Q_u + Q_ux.T @ k
-        V_xx = Q_xx + K.T @ Q_uu @ K + K.T @ Q_ux + Q_ux.T @ K
+        Q_ux_reg = Q_ux + mu * R_t[:, :n]
+        if bounded:
+            qp = box_qp(Q_uu_reg, Q_u, u_low - u, u_high - u, k0)
+            G = jnp.concatenate([qp.x[:, None], -matmul(qp.H_free_inv, Q_ux_reg)], axis=1)
+            extra = (qp.H_free_inv, qp.ok)
+        else:
+            G = -spd_solve(Q_uu_reg, jnp.concatenate([Q_u[:, None], Q_ux_reg], axis=1))
+            extra = ()
+        # G = (k, K) and Q_a = (Q_u, Q_ux), both [m, 1 + n]: W = G^T Q_uu G + G^T Q_a + Q_a^T G holds
+        # K^T Q_uu k + K^T Q_u + Q_ux^T k in W[1:, 0] and K^T Q_uu K + K^T Q_ux + Q_ux^T K in W[1:, 1:]
+        Q_a = jnp.concatenate([Q_u[:, None], Q_ux], axis=1)
+        H = matmul(Q_uu, G) + Q_a  # [m, 1 + n]
+        W = matmul(G.T, H) + matmul(Q_a.T, G)
+        V_x = Q_x + W[1:, 0]
+        V_xx = Q_xx + W[1:, 1:]
         V_xx = 0.5 * (V_xx + V_xx.T)
-        dv = jnp.stack([k @ Q_u, 0.5 * k @ Q_uu @ k])
-        return (V_x, V_xx, ok & qp.ok), (k, K, Q_uu_reg, qp.H_free_inv, dv, V_x, V_xx)
+        k = G[:, 0]
+        dv = dv + jnp.stack([jnp.sum(k * Q_u), 0.5 * jnp.sum(k * (H[:, 0] - Q_u)), jnp.sum(Q_u * Q_u)])
+        out = (jnp.concatenate([G, Q_uu_reg], axis=1), *extra) + ((V_x, V_xx) if values else ())
+        return (V_x, V_xx, dv), out
 
-    init = (d.l_x[-1], d.l_xx[-1], jnp.asarray(True))
-    xs = (d.f_x, d.f_u, d.l_x[:-1], d.l_u, d.l_xx[:-1], d.l_uu, d.l_ux, u_bar, k_warm)
-    (_, _, ok), (k, K, Q_uu, Q_uu_inv, dv, V_x, V_xx) = jax.lax.scan(step, init, xs, reverse=True)
-    V_x = jnp.concatenate([V_x, d.l_x[-1:]], axis=0)
-    V_xx = jnp.concatenate([V_xx, d.l_xx[-1:]], axis=0)
-    return BackwardResult(k, K, Q_uu, Q_uu_inv, jnp.sum(dv, axis=0), V_x, V_xx, ok & jnp.all(jnp.isfinite(k)))
+    init = (d.l_x[-1], d.l_xx[-1], jnp.zeros((3,), dtype))
+    xs = (F, L, l, R, u_bar, k_warm)
+    (_, _, dV), out = jax.lax.scan(step, init, xs, reverse=True)
+    k, K, Q_uu = out[0][:, :, 0], out[0][:, :, 1 : 1 + n], out[0][:, :, 1 + n :]
+    if bounded:
+        Q_uu_inv, qp_ok = out[1:3]
+        ok = jnp.all(qp_ok) & jnp.all(jnp.isfinite(k))
+    else:
+        Q_uu_inv = _batched_inverse(Q_uu) if values else jnp.zeros_like(Q_uu)
+        ok = jnp.all(jnp.isfinite(out[0][:, :, : 1 + n]))
+    if values:
+        V_x = jnp.concatenate([out[-2], d.l_x[-1:]], axis=0)
+        V_xx = jnp.concatenate([out[-1], d.l_xx[-1:]], axis=0)
+    else:
+        V_x, V_xx = jnp.zeros_like(d.l_x), jnp.zeros_like(d.l_xx)
+    return BackwardResult(k, K, Q_uu, Q_uu_inv, dV[:2], V_x, V_xx, ok, dV[2])
+
+
+def _batched_inverse(H: jax.Array) -> jax.Array:
+    eye = jnp.eye(H.shape[-1], dtype=H.dtype)
+    return jax.vmap(lambda h: spd_solve(h, eye))(H)
 
 
 def expected_reduction(dV: jax.Array, alpha: jax.Array) -> jax.Array:
@@ -186,13 +263,16 @@ def trajectory_cost(running: RunningCost, terminal: TerminalCost, x: jax.Array, 
 
 def closed_loop_rollout(
     dynamics: Dynamics, x_bar: jax.Array, u_bar: jax.Array, k: jax.Array, K: jax.Array, alpha: jax.Array,
-    u_low: jax.Array, u_high: jax.Array,
+    u_low: jax.Array | None, u_high: jax.Array | None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Forward pass u_t = clip(u_bar_t + alpha k_t + K_t (x_t - x_bar_t)) from x_bar_0."""
+    """Forward pass u_t = clip(u_bar_t + alpha k_t + K_t (x_t - x_bar_t)) from x_bar_0 (no clip
+    when both limits are None)."""
 
     def step(x: jax.Array, xs: tuple) -> tuple:
         xb, ub, k_t, K_t = xs
-        u = jnp.clip(ub + alpha * k_t + K_t @ (x - xb), u_low, u_high)
+        u = ub + alpha * k_t + matmul(K_t, x - xb)
+        if u_low is not None or u_high is not None:
+            u = jnp.clip(u, u_low, u_high)
         x_next = dynamics(x, u)
         return x_next, (x_next, u)
 
@@ -222,20 +302,35 @@ def solve(
     u_low: jax.Array | None = None, u_high: jax.Array | None = None, config: ILQRConfig = ILQRConfig(),
 ) -> Solution:
     """iLQR from the open-loop controls u_init[T, m]; jit-compatible (dynamics and costs are
-    closed over: wrap the call in jax.jit or use `make_solver`)."""
+    closed over: wrap the call in jax.jit).
+
+    Each pass of the loop: the line search along the gains of the current backward pass (step sizes
+    tried one at a time, largest first, stopping at the first accepted), then the backward pass at
+    the resulting nominal (derivatives recomputed only when the step was accepted), so that the
+    gains returned are those of the final nominal. Limits that are None or infinite at trace time
+    skip the box QP and the clipping (see `unbounded`)."""
     m = u_init.shape[-1]
     dtype = u_init.dtype
-    u_low = jnp.full((m,), -jnp.inf, dtype) if u_low is None else jnp.asarray(u_low, dtype)
-    u_high = jnp.full((m,), jnp.inf, dtype) if u_high is None else jnp.asarray(u_high, dtype)
-    u0 = jnp.clip(u_init, u_low, u_high)
+    bounded = not unbounded(u_low, u_high)
+    if bounded:
+        u_low = jnp.full((m,), -jnp.inf, dtype) if u_low is None else jnp.asarray(u_low, dtype)
+        u_high = jnp.full((m,), jnp.inf, dtype) if u_high is None else jnp.asarray(u_high, dtype)
+        u0 = jnp.clip(u_init, u_low, u_high)
+        lo, hi = u_low, u_high
+    else:
+        u0 = u_init
+        lo = hi = None
+        u_low, u_high = jnp.full((m,), -jnp.inf, dtype), jnp.full((m,), jnp.inf, dtype)
     x = rollout(dynamics, x0, u0)
     cost = trajectory_cost(running, terminal, x, u0)
     alphas = line_search_alphas(config.line_search_steps).astype(dtype)
+    A = alphas.shape[0]
     N = config.max_iterations + 1
     nan = jnp.full((N,), jnp.nan, dtype)
 
     def backward_with_retries(d: Derivatives, u: jax.Array, mu: jax.Array, delta: jax.Array, k_warm: jax.Array):
         """Increase mu until Q_uu is positive definite everywhere (or mu passes mu_max)."""
+        backward = lambda mu: _backward(d, mu, u, u_low, u_high, k_warm, bounded, values=False)  # noqa: E731
 
         def cond(c: tuple) -> jax.Array:
             mu, _, bw = c
@@ -244,34 +339,63 @@ def solve(
         def body(c: tuple) -> tuple:
             mu, delta, _ = c
             mu, delta = update_mu(mu, delta, jnp.asarray(False), config)
-            return mu, delta, backward_pass(d, mu, u, u_low, u_high, k_warm)
+            return mu, delta, backward(mu)
 
-        return jax.lax.while_loop(cond, body, (mu, delta, backward_pass(d, mu, u, u_low, u_high, k_warm)))
+        return jax.lax.while_loop(cond, body, (mu, delta, backward(mu)))
+
+    def line_search(x: jax.Array, u: jax.Array, cost: jax.Array, bw: BackwardResult):
+        """The largest alpha whose actual / expected reduction exceeds accept_ratio with a lower,
+        finite cost (as `select_step`), trying alpha = 1 first and the smaller ones only if needed.
+        Returns (success, x, u, cost, alpha) of the accepted step (the last tried when none was)."""
+
+        def cond(c: tuple) -> jax.Array:
+            j, found = c[:2]
+            return (j < A) & ~found
+
+        def body(c: tuple) -> tuple:
+            j = c[0]
+            xs, us = closed_loop_rollout(dynamics, x, u, bw.k, bw.K, alphas[j], lo, hi)
+            c_new = trajectory_cost(running, terminal, xs, us)
+            expected = expected_reduction(bw.dV, alphas[j])
+            ratio = (cost - c_new) / jnp.where(expected > 0, expected, jnp.inf)
+            good = (ratio > config.accept_ratio) & (c_new < cost) & jnp.isfinite(c_new)
+            return j + 1, good, xs, us, c_new
+
+        init = (jnp.where(bw.ok, 0, A), jnp.asarray(False), x, u, cost)
+        j, found, xs, us, c_new = jax.lax.while_loop(cond, body, init)
+        return found, xs, us, c_new, jnp.where(found, alphas[jnp.maximum(j - 1, 0)], 0.0)
 
     def iteration(c: tuple) -> tuple:
-        i, x, u, cost, mu, delta, k_prev, done, costs, mus, accepted_alphas = c
-        d = derivatives(dynamics, running, terminal, x, u)
-        mu, delta, bw = backward_with_retries(d, u, mu, delta, k_prev)
-        xs, us = jax.vmap(lambda a: closed_loop_rollout(dynamics, x, u, bw.k, bw.K, a, u_low, u_high))(alphas)
-        new_costs = jax.vmap(lambda xx, uu: trajectory_cost(running, terminal, xx, uu))(xs, us)
-        success, j = select_step(cost, new_costs, bw.dV, alphas, bw.ok, config.accept_ratio)
-        x_new = jnp.where(success, xs[j], x)
-        u_new = jnp.where(success, us[j], u)
-        cost_new = jnp.where(success, new_costs[j], cost)
+        i, x, u, cost, mu, delta, d, bw, done, costs, mus, accepted_alphas = c
+        success, xs, us, c_new, alpha = line_search(x, u, cost, bw)
+        x_new = jnp.where(success, xs, x)
+        u_new = jnp.where(success, us, u)
+        cost_new = jnp.where(success, c_new, cost)
         converged = success & ((cost - cost_new) / (jnp.abs(cost) + 1e-12) < config.tolerance)
         mu, delta = update_mu(mu, delta, success, config)
         gave_up = (mu > config.mu_max) | ~bw.ok
         costs, mus = costs.at[i + 1].set(cost_new), mus.at[i + 1].set(mu)
-        accepted_alphas = accepted_alphas.at[i + 1].set(jnp.where(success, alphas[j], 0.0))
-        return i + 1, x_new, u_new, cost_new, mu, delta, bw.k, converged | gave_up, costs, mus, accepted_alphas
+        accepted_alphas = accepted_alphas.at[i + 1].set(alpha)
+        d = jax.lax.cond(success, lambda: derivatives(dynamics, running, terminal, x_new, u_new), lambda: d)
+        # the backward pass at the (new) nominal: the next pass's gains, or the returned ones
+        mu, delta, bw = backward_with_retries(d, u_new, mu, delta, bw.k)
+        done = converged | gave_up | stationary(bw)
+        return i + 1, x_new, u_new, cost_new, mu, delta, d, bw, done, costs, mus, accepted_alphas
 
+    def stationary(bw: BackwardResult) -> jax.Array:
+        if config.gradient_tolerance <= 0:
+            return jnp.asarray(False)
+        return bw.ok & (bw.Q_u_sq < config.gradient_tolerance)
+
+    mu0, delta0 = jnp.asarray(config.mu_init, dtype), jnp.asarray(1.0, dtype)
+    d = derivatives(dynamics, running, terminal, x, u0)
+    mu, delta, bw = backward_with_retries(d, u0, mu0, delta0, jnp.zeros_like(u0))
     init = (
-        0, x, u0, cost, jnp.asarray(config.mu_init, dtype), jnp.asarray(1.0, dtype), jnp.zeros_like(u0),
-        jnp.asarray(False), nan.at[0].set(cost), nan.at[0].set(config.mu_init), jnp.zeros((N,), dtype),
+        0, x, u0, cost, mu, delta, d, bw,
+        stationary(bw), nan.at[0].set(cost), nan.at[0].set(config.mu_init), jnp.zeros((N,), dtype),
     )
-    i, x, u, cost, mu, delta, k_prev, _, costs, mus, acc = jax.lax.while_loop(
-        lambda c: (c[0] < config.max_iterations) & ~c[7], iteration, init
+    i, x, u, cost, mu, delta, d, bw, _, costs, mus, acc = jax.lax.while_loop(
+        lambda c: (c[0] < config.max_iterations) & ~c[8], iteration, init
     )
-    d = derivatives(dynamics, running, terminal, x, u)
-    _, _, bw = backward_with_retries(d, u, jnp.maximum(mu, 0.0), jnp.asarray(1.0, dtype), k_prev)
-    return Solution(x, u, bw.k, bw.K, bw.Q_uu, bw.Q_uu_inv, cost, costs, mus, acc, i)
+    Q_uu_inv = bw.Q_uu_inv if bounded else _batched_inverse(bw.Q_uu)
+    return Solution(x, u, bw.k, bw.K, bw.Q_uu, Q_uu_inv, cost, costs, mus, acc, i)

@@ -1,12 +1,14 @@
 """iLQR on a MuJoCo model: the same backward pass and step rule as `ilqr.solve`, driven from
 Python because the dynamics are MuJoCo's. Jacobians are finite differences of the env step in
-one parallel batch per iteration; the line search runs the closed-loop forward pass for all step
-sizes at once, one batched env step per time step."""
+one parallel batch, computed only when the nominal trajectory changes (a rejected step keeps the
+nominal, so the retry with a larger mu reuses them); the line search runs the closed-loop forward
+pass for all step sizes at once, one batched env step per time step. The jitted pieces (cost,
+its expansion, the backward pass) are built once per cost function and reused across calls."""
 
 from __future__ import annotations
 
 import time
-from functools import partial
+from functools import lru_cache, partial
 from typing import Callable
 
 import jax
@@ -14,16 +16,30 @@ import jax.numpy as jnp
 import numpy as np
 
 from policysearch.control.ilqr import (
-    Derivatives, ILQRConfig, Solution, backward_pass, cost_expansion, line_search_alphas, select_step, trajectory_cost,
-    update_mu,
+    BackwardResult, Derivatives, ILQRConfig, Solution, backward_pass, cost_expansion, line_search_alphas, select_step,
+    trajectory_cost, update_mu,
 )
 from policysearch.envs.mujoco_model import MujocoModel
 
+_backward = jax.jit(backward_pass)
+
+
+def _build_cost_functions(running: Callable, terminal: Callable):
+    total = jax.jit(partial(trajectory_cost, running, terminal))
+    return total, jax.jit(jax.vmap(partial(trajectory_cost, running, terminal))), jax.jit(partial(cost_expansion, running, terminal))
+
+
+_cached_cost_functions = lru_cache(maxsize=8)(_build_cost_functions)
+
 
 def _cost_functions(running: Callable, terminal: Callable):
-    """Jitted trajectory cost (single and batched over step sizes) and its expansion."""
-    total = jax.jit(partial(trajectory_cost, running, terminal))
-    return total, jax.vmap(total), jax.jit(partial(cost_expansion, running, terminal))
+    """Jitted trajectory cost (single and batched over step sizes) and its expansion; the same
+    objects for the same (running, terminal), so that a second solve does not trace and compile
+    them again."""
+    try:
+        return _cached_cost_functions(running, terminal)
+    except TypeError:  # unhashable cost functions
+        return _build_cost_functions(running, terminal)
 
 
 def solve_mujoco(
@@ -36,6 +52,10 @@ def solve_mujoco(
     most accurate on smooth dynamics: the wider step averages over contact and joint-limit
     switches, where 1e-6 gives spurious derivatives and the line search stalls (measured: Walker2d
     at horizon 150 stalled at cost 669 with 1e-6 and 1e-4, and reached 64 with 1e-3).
+
+    on_iteration gets, per iteration, the iteration number, cost, mu, accepted step size (0:
+    rejected), seconds (line search, derivatives when the step was accepted, and the backward
+    pass at the resulting nominal) and whether the derivatives were recomputed.
     """
     with jax.enable_x64(True):
         return _solve(model, running, terminal, x0, u_init, config, on_iteration, fd_eps)
@@ -46,7 +66,6 @@ def _solve(
     config: ILQRConfig, on_iteration: Callable[[dict], None] | None, fd_eps: float,
 ) -> Solution:
     total, total_batch, expand = _cost_functions(running, terminal)
-    bw_jit = jax.jit(backward_pass)
     lo, hi = model.u_low, model.u_high
     u = np.clip(np.asarray(u_init, np.float64), lo, hi)
     x = model.rollout(np.asarray(x0, np.float64), u)
@@ -56,21 +75,27 @@ def _solve(
     costs, mus, accepted = [cost], [mu], [0.0]
     k_prev = np.zeros_like(u)
 
-    def backward(x: np.ndarray, u: np.ndarray, mu: float, delta: float):
+    def derivatives(x: np.ndarray, u: np.ndarray) -> Derivatives:
         f_x, f_u = model.linearize(x, u, eps=fd_eps)
-        d = Derivatives(f_x, f_u, *expand(x, u))
+        return Derivatives(f_x, f_u, *expand(x, u))
+
+    def backward(d: Derivatives, u: np.ndarray, mu: float, delta: float) -> tuple[BackwardResult, float, float]:
+        """Increase mu until Q_uu is positive definite everywhere (or mu passes mu_max)."""
         while True:
-            bw = bw_jit(d, mu, u, lo, hi, k_prev)
+            bw = _backward(d, mu, u, lo, hi, k_prev)
             if bool(bw.ok) or mu > config.mu_max:
                 return bw, mu, delta
             mu, delta = (float(v) for v in update_mu(mu, delta, False, config))
 
-    it = 0
-    for it in range(1, config.max_iterations + 1):
+    def stationary(bw: BackwardResult) -> bool:
+        return config.gradient_tolerance > 0 and bool(bw.ok) and float(bw.Q_u_sq) < config.gradient_tolerance
+
+    d = derivatives(x, u)
+    bw, mu, delta = backward(d, u, mu, delta)
+    done, it = stationary(bw), 0
+    while not done and it < config.max_iterations and bool(bw.ok):
+        it += 1
         t0 = time.perf_counter()
-        bw, mu, delta = backward(x, u, mu, delta)
-        if not bool(bw.ok):
-            break
         k, K = np.asarray(bw.k), np.asarray(bw.K)
         xs = np.repeat(x[:1], len(alphas), axis=0)
         traj_x, traj_u = [xs], []
@@ -91,11 +116,15 @@ def _solve(
         costs.append(cost)
         mus.append(mu)
         accepted.append(float(alphas[j]) if success else 0.0)
+        gave_up = mu > config.mu_max
+        if success:  # a new nominal: new derivatives; after a rejection the old ones still hold
+            d = derivatives(x, u)
+        bw, mu, delta = backward(d, u, mu, delta)  # the next iteration's gains, or the returned ones
         if on_iteration is not None:
-            on_iteration({"iteration": it, "cost": cost, "mu": mu, "alpha": accepted[-1], "seconds": time.perf_counter() - t0})
-        if (success and (old - cost) / (abs(old) + 1e-12) < config.tolerance) or mu > config.mu_max:
-            break
-    bw, _, _ = backward(x, u, max(mu, 0.0), 1.0)
+            on_iteration({"iteration": it, "cost": cost, "mu": mus[-1], "alpha": accepted[-1],
+                          "seconds": time.perf_counter() - t0, "derivatives": success})
+        converged = success and (old - cost) / (abs(old) + 1e-12) < config.tolerance
+        done = converged or gave_up or stationary(bw)
     pad = lambda a: np.asarray(a + [np.nan] * (config.max_iterations + 1 - len(a)))  # noqa: E731
     return Solution(
         jnp.asarray(x), jnp.asarray(u), bw.k, bw.K, bw.Q_uu, bw.Q_uu_inv, jnp.asarray(cost),
