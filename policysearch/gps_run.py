@@ -23,7 +23,7 @@ from policysearch.checkpoint import list_checkpoints, save_checkpoint, write_jso
 from policysearch.envs.systems import TASKS
 from policysearch.errors import UserError, require, require_positive
 
-MUJOCO_TASKS = ("Swimmer", "Hopper", "Walker2d")
+MUJOCO_TASKS = ("Swimmer", "Hopper", "Walker2d", "Walker2dTerrain")
 FORMAT_VERSION = 1
 
 
@@ -41,6 +41,8 @@ class GPSRunConfig:
     """Time steps T of every trajectory (0: the task's default, 150 for MuJoCo robots)."""
     condition_spread: float = 0.1
     """Perturbation (rad) of the joint angles of the extra initial states."""
+    terrains: tuple[int, ...] = (0, 1, 2, 3)
+    """Training terrain seeds of policysearch/Walker2dTerrain-v0 (one condition each; --conditions is ignored there)."""
     seed: int = 0
     """Seed of parameters, sampling and initial-state perturbations."""
     run_dir: str = ""
@@ -77,10 +79,11 @@ def make_problem(run: GPSRunConfig) -> GPSProblem:
                             for _ in range(run.conditions - 1)]
         return JaxTaskProblem(task, conds)
     if is_mujoco_task(run.env):
-        return MujocoProblem(run.env, run.horizon or 150, run.conditions, run.condition_spread, run.seed)
+        terrains = tuple(run.terrains) if "Terrain" in run.env else ()
+        return MujocoProblem(run.env, run.horizon or 150, run.conditions, run.condition_spread, run.seed, terrains=terrains)
     raise UserError(
         f"GPS needs a model of the dynamics and a cost, which '{run.env}' does not have: use a JAX task "
-        f"({', '.join(TASKS)}) or a MuJoCo robot ({', '.join(m + '-v5' for m in MUJOCO_TASKS)})"
+        f"({', '.join(TASKS)}) or a MuJoCo robot (Swimmer-v5, Hopper-v5, Walker2d-v5, policysearch/Walker2dTerrain-v0)"
     )
 
 
@@ -130,7 +133,7 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig) -> dict[str, Any]:
     for c, ctrl in enumerate(result.controllers):
         ctrl.save(run_dir / "controllers" / f"condition_{c}", {"env": run.env, "condition": c})
     summary = summarise(run, problem, result, seconds)
-    if is_mujoco_task(run.env) and run.eval_episodes:
+    if is_mujoco_task(run.env) and run.eval_episodes and not problem.terrains:
         from policysearch.evaluation import evaluate
         from policysearch.snapshot import load
 

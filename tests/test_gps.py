@@ -315,3 +315,18 @@ def test_adaptive_guiding_adds_new_guiding_samples_each_iteration() -> None:
     per_iteration = 2 * (cfg.policy_samples + cfg.guiding_samples)
     assert result.samples == 2 * cfg.guiding_samples + 2 * cfg.policy_samples + 2 * per_iteration + rejected * 2 * cfg.policy_samples
     assert all(np.isfinite(r["value_new"]) and np.isfinite(r["policy_cost_mean"]) for r in result.history)
+
+
+def test_guiding_covariance_is_bounded_without_changing_the_mean() -> None:
+    rng = np.random.default_rng(4)
+    ctrl = _lqg(rng, 1.0)
+    cov = np.asarray(ctrl.cov).copy()
+    cov[0] = np.diag([1e-12, 50.0])
+    ctrl = ctrl._replace(cov=jnp.asarray(cov, jnp.float32))
+    bounded = ctrl.with_std_bounds(0.1, 2.0)
+    eig = np.linalg.eigvalsh(np.asarray(bounded.cov, np.float64))
+    assert eig.min() >= 0.01 * (1 - 1e-4) and eig.max() <= 4.0 * (1 + 1e-4)
+    np.testing.assert_allclose(np.asarray(bounded.cov[0]), np.diag([0.01, 4.0]), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(bounded.cov[1]), np.asarray(ctrl.cov[1]), rtol=1e-4, atol=1e-6)  # inside the bounds: unchanged
+    x = jnp.asarray(rng.normal(size=N), jnp.float32)
+    np.testing.assert_array_equal(np.asarray(bounded.mean(0, x)), np.asarray(ctrl.mean(0, x)))

@@ -73,6 +73,8 @@ class GPSConfig:
     effort lightly, so Q_uu^-1 at temperature 1 is wider than the control limits."""
     guiding_max_std: float = 0.5
     """Cap on the guiding standard deviation, as a fraction of the half control range."""
+    guiding_min_std: float = 0.02
+    """Floor of the guiding standard deviation, as a fraction of the half control range."""
     ilqr_iterations: int = 200
     """iLQR iteration cap for every DDP solution."""
     adaptive_guiding: bool = False
@@ -84,10 +86,11 @@ class GPSConfig:
 
     def __post_init__(self) -> None:
         for name in ("iterations", "guiding_samples", "policy_samples", "recent_policies", "lbfgs_iterations",
-                     "init_iterations", "guiding_temperature", "guiding_max_std", "ilqr_iterations"):
+                     "init_iterations", "guiding_temperature", "guiding_max_std", "guiding_min_std", "ilqr_iterations"):
             require_positive(name, getattr(self, name))
         require(self.w_r_factor > 1, f"--w-r-factor must be > 1, got {self.w_r_factor}")
         require(0 < self.w_r_min <= self.w_r <= self.w_r_max, "--w-r must lie in [--w-r-min, --w-r-max], both positive")
+        require(self.guiding_min_std < self.guiding_max_std, "--guiding-min-std must be below --guiding-max-std")
         require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), f"--hidden needs positive widths, got {self.hidden}")
 
 
@@ -235,7 +238,7 @@ def guiding_controller(problem: GPSProblem, config: GPSConfig, c: int, extra: An
     """Line 1 (and 9): the DDP controller of condition c with its covariance capped."""
     ctrl, cost = problem.guiding(c, config.guiding_temperature, config.ilqr_iterations, extra)
     half_range = 0.5 * float(np.min(np.asarray(problem.u_high) - np.asarray(problem.u_low)))
-    return ctrl.with_max_std(config.guiding_max_std * half_range), cost
+    return ctrl.with_std_bounds(config.guiding_min_std * half_range, config.guiding_max_std * half_range), cost
 
 
 def run_gps(

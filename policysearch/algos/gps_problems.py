@@ -127,60 +127,95 @@ def mujoco_features(env_id: str, nq: int) -> Callable[[jax.Array], jax.Array]:
 class MujocoProblem:
     """A Gymnasium MuJoCo robot with its locomotion cost (`control.costs`). Conditions: the
     default start and `conditions - 1` starts whose joint angles (not the root) are perturbed
-    uniformly by +-`spread` rad (seeded). Rewards are -cost; the policy is scored on the env's
-    own reward by evaluation."""
+    uniformly by +-`spread` rad (seeded); or, for policysearch/Walker2dTerrain-v0, one condition
+    per terrain seed in `terrains` (each its own model and ground-aware cost), from the default
+    start. Rewards are -cost; the policy is scored on the env's own reward by evaluation."""
 
     def __init__(self, env_id: str, horizon: int, conditions: int = 1, spread: float = 0.1, seed: int = 0,
-                 v_target: float = 1.0, fd_eps: float = 1e-3) -> None:
+                 v_target: float = 1.0, fd_eps: float = 1e-3, terrains: tuple[int, ...] = ()) -> None:
         from policysearch.control.costs import locomotion_cost
         from policysearch.envs.mujoco_model import MujocoModel
 
-        self.model = MujocoModel(env_id)
-        self.name, self.horizon, self.fd_eps = env_id, horizon, fd_eps
-        self.state_dim, self.control_dim = self.model.state_dim, self.model.control_dim
-        self.u_low, self.u_high = self.model.u_low, self.model.u_high
-        self.cost = locomotion_cost(env_id, self.model.nq, v_target)
-        self.features = mujoco_features(env_id, self.model.nq)
+        if terrains:
+            from policysearch.envs.terrain import terrain_profile
+
+            self.models = [MujocoModel(env_id, terrain_seed=s) for s in terrains]
+            profiles = [terrain_profile(s) for s in terrains]
+            self.costs = [locomotion_cost(env_id, m.nq, v_target, (tuple(p[0].tolist()), tuple(p[1].tolist()))) for m, p in zip(self.models, profiles)]
+        else:
+            model = MujocoModel(env_id)
+            self.models = [model] * conditions
+            self.costs = [locomotion_cost(env_id, model.nq, v_target)] * conditions
+        model = self.models[0]
+        self.name, self.horizon, self.fd_eps, self.terrains = env_id, horizon, fd_eps, tuple(terrains)
+        self.state_dim, self.control_dim = model.state_dim, model.control_dim
+        self.u_low, self.u_high = model.u_low, model.u_high
+        self.features = mujoco_features(env_id, model.nq)
         self.obs_dim = int(self.features(jnp.zeros(self.state_dim)).shape[-1])
-        x0 = self.model.initial_state()
+        x0 = model.initial_state()
         rng = np.random.default_rng(seed)
         root = 2 if env_id.startswith("Swimmer") else 3
         self.conditions = [x0]
-        for _ in range(conditions - 1):
+        for _ in range(len(self.models) - 1):
             x = x0.copy()
-            x[root : self.model.nq] += rng.uniform(-spread, spread, self.model.nq - root)
+            if not terrains:
+                x[root : model.nq] += rng.uniform(-spread, spread, model.nq - root)
             self.conditions.append(x)
-        self._running = jax.jit(jax.vmap(self.cost.running))
-        self._terminal = jax.jit(jax.vmap(self.cost.terminal))
+        self._last_u: dict[int, np.ndarray] = {}
+        self._running = [jax.jit(jax.vmap(c.running)) for c in self.costs]
+        self._terminal = [jax.jit(jax.vmap(c.terminal)) for c in self.costs]
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None) -> tuple[LinearGaussianController, float]:
         from policysearch.control.costs import initial_controls
         from policysearch.control.ilqr import trajectory_cost
         from policysearch.control.mujoco_ilqr import solve_mujoco
 
-        running = self.cost.running
+        cost = self.costs[c]
+        running = cost.running
         if extra_cost is not None:
             fn, args = extra_cost
-            running = lambda x, u: self.cost.running(x, u) + fn(args, x, u)  # noqa: E731
+            running = lambda x, u: cost.running(x, u) + fn(args, x, u)  # noqa: E731
+        # iLQR starts from this condition's last solution (line 9 re-optimises it), else on a
+        # terrain from the first terrain's solution, else from `initial_controls`
+        u_init = self._last_u.get(c, self._last_u.get(0) if self.terrains else None)
         with jax.enable_x64(True):
-            sol = solve_mujoco(self.model, running, self.cost.terminal, self.conditions[c],
-                               initial_controls(self.name, self.horizon, self.control_dim), ILQRConfig(max_iterations=iterations), fd_eps=self.fd_eps)
-            true_cost = float(trajectory_cost(self.cost.running, self.cost.terminal, sol.x, sol.u))
+            if u_init is None:
+                u_init = initial_controls(self.name, self.horizon, self.control_dim)
+                if not self.name.startswith("Swimmer"):  # robots that can fall
+                    u_init = self._continuation(c, running, cost.terminal, iterations, u_init)
+            sol = solve_mujoco(self.models[c], running, cost.terminal, self.conditions[c], u_init,
+                               ILQRConfig(max_iterations=iterations), fd_eps=self.fd_eps)
+            self._last_u[c] = np.asarray(sol.u)
+            true_cost = float(trajectory_cost(cost.running, cost.terminal, sol.x, sol.u))
             ctrl = LinearGaussianController.from_solution(sol, temperature)
         return LinearGaussianController(*(jnp.asarray(np.asarray(a), jnp.float32) for a in ctrl)), true_cost
 
+    def _continuation(self, c: int, running: Callable, terminal: Callable, iterations: int, u: np.ndarray, first: int = 50) -> np.ndarray:
+        """Controls to start the full-horizon solve from: iLQR over horizons first, 2 first, ...
+        below the full one, each started from the previous solution with its last control held
+        (a walker that falls in the first steps gives iLQR no useful gradient over a long horizon)."""
+        from policysearch.control.mujoco_ilqr import solve_mujoco
+
+        h = first
+        while h < self.horizon:
+            u[:h] = np.asarray(solve_mujoco(self.models[c], running, terminal, self.conditions[c], u[:h],
+                                            ILQRConfig(max_iterations=iterations), fd_eps=self.fd_eps).u)
+            u[h:] = u[h - 1]
+            h *= 2
+        return u
+
     def sample(self, c: int, act: Act, args: Any, key: jax.Array, count: int) -> Rollouts:
-        lo, hi = self.model.u_low, self.model.u_high
+        model = self.models[c]
         x = np.repeat(self.conditions[c][None], count, axis=0)
         states, actions, rewards = [], [], []
         for t, k in enumerate(jax.random.split(key, self.horizon)):
             u = np.asarray(_batch_act(act, args, jnp.asarray(t), jnp.asarray(x, jnp.float32), jax.random.split(k, count)), np.float64)
-            uc = np.clip(u, lo, hi)
+            uc = np.clip(u, self.u_low, self.u_high)
             states.append(x)
             actions.append(u)
-            rewards.append(-np.asarray(self._running(x, uc)))
-            x = self.model.step_batch(x, uc)
-        rewards[-1] = rewards[-1] - np.asarray(self._terminal(x))
+            rewards.append(-np.asarray(self._running[c](x, uc)))
+            x = model.step_batch(x, uc)
+        rewards[-1] = rewards[-1] - np.asarray(self._terminal[c](x))
         return tuple(np.stack(a, axis=1).astype(np.float32) for a in (states, actions, rewards))
 
 

@@ -8,7 +8,9 @@ the walkers z and pitch angle):
     l_T(x)  = terminal_weight * [ w_v (x_vel - v_target)^2 + w_z (z - z_target)^2 + w_a angle^2 ]
 
 The height and angle terms keep the walkers in their healthy range (Hopper: z > 0.7, |angle| <
-0.2; Walker2d: 0.8 < z < 2, |angle| < 1); the Swimmer has neither (w_z = w_a = 0).
+0.2; Walker2d: 0.8 < z < 2, |angle| < 1); the Swimmer has neither (w_z = w_a = 0). On terrain
+(policysearch/Walker2dTerrain-v0) z is measured above the ground under the root, h(x) linearly
+interpolated from the terrain profile.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ class LocomotionCost:
     terminal_weight: float = 10.0
     first_joint: int = 3
     """Index in qvel of the first actuated joint (after the root's x, z, angle)."""
+    ground: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    """Terrain profile (x, h(x)): z is then the height above the ground under the root."""
 
     def _state_terms(self, x: jax.Array) -> jax.Array:
         qpos, qvel = x[: self.nq], x[self.nq :]
-        return self.w_v * (qvel[0] - self.v_target) ** 2 + self.w_z * (qpos[1] - self.z_target) ** 2 + self.w_a * qpos[2] ** 2
+        z = qpos[1] if self.ground is None else qpos[1] - jnp.interp(qpos[0], jnp.asarray(self.ground[0]), jnp.asarray(self.ground[1]))
+        return self.w_v * (qvel[0] - self.v_target) ** 2 + self.w_z * (z - self.z_target) ** 2 + self.w_a * qpos[2] ** 2
 
     def running(self, x: jax.Array, u: jax.Array) -> jax.Array:
         qvel = x[self.nq :]
@@ -46,9 +51,12 @@ class LocomotionCost:
         return self.terminal_weight * self._state_terms(x)
 
 
-def locomotion_cost(env_id: str, nq: int, v_target: float = 1.0) -> LocomotionCost:
-    """The documented cost of a supported robot (Swimmer, Hopper, Walker2d, any version)."""
+def locomotion_cost(env_id: str, nq: int, v_target: float = 1.0, ground: tuple | None = None) -> LocomotionCost:
+    """The documented cost of a supported robot (Swimmer, Hopper, Walker2d, any version; the
+    Walker2d on terrain with its ground profile)."""
     name = env_id.split("-")[0].split("/")[-1]
+    if name == "Walker2dTerrain":
+        return LocomotionCost(nq, v_target=v_target, z_target=1.25, w_a=5.0, ground=ground)
     if name == "Swimmer":
         return LocomotionCost(nq, v_target=v_target, w_z=0.0, w_a=0.0, w_u=1e-4, w_qdot=0.0)
     if name == "Hopper":

@@ -41,13 +41,15 @@ class LinearGaussianController(NamedTuple):
         cov = temperature * jnp.linalg.inv(sol.Q_uu)
         return LinearGaussianController(sol.x, sol.u, jnp.zeros_like(sol.k), sol.K, 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
 
-    def with_max_std(self, max_std: float) -> "LinearGaussianController":
-        """The same controller with every covariance's eigenvalues capped at max_std^2: where
-        Q_uu is nearly singular (the cost does not see the control, as at the last steps),
-        temperature * Q_uu^-1 can be far wider than the control limits, and samples from it are
-        clipped into something the density no longer describes."""
+    def with_std_bounds(self, min_std: float, max_std: float) -> "LinearGaussianController":
+        """The same controller with every covariance's eigenvalues clipped to [min_std^2,
+        max_std^2]. Where Q_uu is nearly singular (the cost does not see the control, as at the
+        last steps), temperature * Q_uu^-1 can be far wider than the control limits, and samples
+        from it are clipped into something the density no longer describes; where iLQR stopped
+        with a large regulariser mu, Q_uu + mu I makes it nearly deterministic, and its
+        log-densities swamp every importance weight."""
         vals, vecs = jnp.linalg.eigh(self.cov)
-        vals = jnp.minimum(vals, max_std**2)
+        vals = jnp.clip(vals, min_std**2, max_std**2)
         cov = jnp.einsum("tij,tj,tkj->tik", vecs, vals, vecs)
         return self._replace(cov=0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
 

@@ -1,0 +1,158 @@
+"""The walking-on-unseen-terrain experiment of Guided Policy Search (Levine and Koltun 2013,
+Figure 4), on policysearch/Walker2dTerrain-v0.
+
+1. GPS trains one policy on the training terrains (seeds 0-3, one DDP controller each).
+2. PPO and TRPO train on the same terrains (policysearch/Walker2dTerrains-v0 draws one per
+   episode) with `--rl-factor` times GPS's count of real sampled steps.
+3. On every test terrain (seeds 100-103, never trained on), from the default start, each method
+   runs for `--test-horizon` steps: the GPS policy, the DDP controller of the nearest training
+   terrain (its own trajectory with feedback), the PPO and the TRPO policy.
+Writes OUT/terrain.png (torso paths over each terrain profile, mean reward in brackets),
+OUT/results.json ({"method": {"success_rate", "return_mean", ...}}) and prints the table.
+Success is no fall (termination) before the test horizon.
+
+    python experiments/gps_terrain.py --out runs/gps-terrain            # the full run
+    python experiments/gps_terrain.py --horizon 100 --gps-iterations 2  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import policysearch.envs  # noqa: F401  (registers the terrain tasks)
+from policysearch.algos.gps import GPSConfig
+from policysearch.control.lqg import LinearGaussianController
+from policysearch.envs.terrain import ENV_ID, SET_ENV_ID, TEST_TERRAINS, TRAIN_TERRAINS, terrain_profile
+from policysearch.gps_run import GPSRunConfig, train_gps
+from policysearch.snapshot import load
+
+METHODS = ("GPS", "DDP", "PPO", "TRPO")
+COLOURS = {"GPS": "tab:green", "DDP": "tab:red", "PPO": "tab:blue", "TRPO": "tab:purple"}
+
+
+def nearest_training_terrain(test_seed: int) -> int:
+    """The training terrain whose profile is closest (mean |h_test - h_train| over the first 10 m)."""
+    x, h = terrain_profile(test_seed)
+    near = (x >= 0) & (x <= 10)
+    return min(TRAIN_TERRAINS, key=lambda s: float(np.mean(np.abs(terrain_profile(s)[1][near] - h[near]))))
+
+
+def run_episode(act, terrain_seed: int, horizon: int) -> dict:
+    """One episode from the default start (no reset noise): torso path, return, fall."""
+    env = gym.make(ENV_ID, terrain_seed=terrain_seed)
+    obs, _ = env.reset(seed=0)
+    inner = env.unwrapped
+    inner.set_state(inner.init_qpos, inner.init_qvel)
+    obs = inner._get_obs()
+    path, total, fell = [(float(inner.data.qpos[0]), float(inner.data.qpos[1]))], 0.0, False
+    for t in range(horizon):
+        x = np.concatenate([inner.data.qpos, inner.data.qvel])
+        obs, reward, terminated, _, _ = env.step(np.clip(act(t, obs, x), -1.0, 1.0))
+        total += float(reward)
+        path.append((float(inner.data.qpos[0]), float(inner.data.qpos[1])))
+        if terminated:
+            fell = True
+            break
+    env.close()
+    return {"return": total, "steps": len(path) - 1, "fell": fell, "path": path}
+
+
+def train_rl(algo: str, steps: int, out: Path, seed: int) -> tuple[Path, float]:
+    from policysearch.algos import ALGORITHMS
+    from policysearch.train import RunConfig, train
+
+    run = RunConfig(env=SET_ENV_ID, total_steps=steps, seed=seed, num_envs=8, run_dir=str(out / algo.lower()), backend="gymnasium",
+                    video=False, eval_episodes=0, overwrite=True, checkpoint_every=max(steps // 4, 2048))
+    t0 = time.perf_counter()
+    train(algo, run, ALGORITHMS[algo][0]())
+    return out / algo.lower(), time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="runs/gps-terrain")
+    p.add_argument("--horizon", type=int, default=200, help="GPS trajectory length (steps of 8 ms)")
+    p.add_argument("--test-horizon", type=int, default=0, help="steps on each test terrain (0: the GPS horizon)")
+    p.add_argument("--gps-iterations", type=int, default=8)
+    p.add_argument("--ilqr-iterations", type=int, default=150)
+    p.add_argument("--rl-factor", type=float, default=10.0, help="PPO/TRPO get this many times GPS's real samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-rl", action="store_true", help="leave out PPO and TRPO")
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    test_horizon = args.test_horizon or args.horizon
+
+    t0 = time.perf_counter()
+    run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=args.seed, run_dir=str(out / "gps"), overwrite=True, eval_episodes=0)
+    summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations))
+    gps_seconds = time.perf_counter() - t0
+    agent = load(out / "gps")
+    controllers = {s: LinearGaussianController.load(out / "gps" / "controllers" / f"condition_{i}")[0] for i, s in enumerate(TRAIN_TERRAINS)}
+    cost = {"GPS": {"real_steps": summary["real_steps"], "seconds": gps_seconds}, "DDP": {"real_steps": 0, "seconds": None}}
+    policies = {"GPS": lambda t, obs, x: agent.act(obs)}
+    if not args.skip_rl:
+        steps = int(args.rl_factor * summary["real_steps"])
+        for algo in ("ppo", "trpo"):
+            run_dir, seconds = train_rl(algo, steps, out, args.seed)
+            rl_agent = load(run_dir)
+            policies[algo.upper()] = lambda t, obs, x, a=rl_agent: a.act(obs)
+            cost[algo.upper()] = {"real_steps": steps, "seconds": seconds}
+
+    results: dict[str, dict] = {m: {"episodes": []} for m in policies} | {"DDP": {"episodes": []}}
+    for seed in TEST_TERRAINS:
+        near = nearest_training_terrain(seed)
+        runs = {m: run_episode(f, seed, test_horizon) for m, f in policies.items()}
+        runs["DDP"] = run_episode(lambda t, obs, x, c=controllers[near]: c.act(t, x.astype(np.float32)), seed, test_horizon)
+        for m, r in runs.items():
+            results[m]["episodes"].append(dict(r, terrain=seed, ddp_from=near if m == "DDP" else None))
+    table = {}
+    for m, r in results.items():
+        eps = r["episodes"]
+        table[m] = {"success_rate": float(np.mean([not e["fell"] for e in eps])), "return_mean": float(np.mean([e["return"] for e in eps])),
+                    "successes": int(sum(not e["fell"] for e in eps)), "terrains": len(eps), **cost.get(m, {})}
+    (out / "results.json").write_text(json.dumps({"table": table, "test_horizon": test_horizon, "gps_summary": summary,
+                                                  "episodes": {m: [{k: v for k, v in e.items() if k != "path"} for e in r["episodes"]] for m, r in results.items()}}, indent=2))
+    plot(out / "terrain.png", results, test_horizon)
+    print(f"{'method':6s} {'success':>8s} {'return':>8s} {'real steps':>11s} {'seconds':>8s}")
+    for m, row in table.items():
+        secs = f"{row['seconds']:.0f}" if row.get("seconds") else "-"
+        print(f"{m:6s} {row['successes']}/{row['terrains']:<6d} {row['return_mean']:8.1f} {row.get('real_steps', 0):11d} {secs:>8s}")
+    print(f"figure: {out / 'terrain.png'}; table: {out / 'results.json'}")
+
+
+def plot(path: Path, results: dict, horizon: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(TEST_TERRAINS), 1, figsize=(9, 2.2 * len(TEST_TERRAINS)), dpi=110, sharex=True)
+    for ax, (i, seed) in zip(np.atleast_1d(axes), enumerate(TEST_TERRAINS)):
+        x, h = terrain_profile(seed)
+        ax.fill_between(x, h.min() - 0.3, h, color="0.8")
+        for m, r in results.items():
+            e = r["episodes"][i]
+            px, pz = np.asarray(e["path"]).T
+            mean_r = np.mean([ep["return"] for ep in r["episodes"]])
+            ax.plot(px, pz, color=COLOURS.get(m, "k"), lw=1.5, label=f"{m} [{mean_r:.0f}]" if i == 0 else None)
+            if e["fell"]:
+                ax.plot(px[-1], pz[-1], "x", color=COLOURS.get(m, "k"))
+        reach = max(max(np.asarray(r["episodes"][i]["path"])[:, 0]) for r in results.values())
+        ax.set_xlim(-0.5, max(3.0, reach + 0.5))
+        ax.set_ylabel(f"terrain {seed}")
+    np.atleast_1d(axes)[0].legend(loc="upper left", ncol=len(results), fontsize=8)
+    np.atleast_1d(axes)[-1].set_xlabel(f"x (m); torso paths over {horizon} steps, x: fell; [mean reward]")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
