@@ -78,20 +78,23 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/gps-terrain")
     p.add_argument("--horizon", type=int, default=200, help="GPS trajectory length (steps of 8 ms)")
-    p.add_argument("--test-horizon", type=int, default=0, help="steps on each test terrain (0: the GPS horizon)")
+    p.add_argument("--test-horizon", type=int, default=500, help="steps on each test terrain (4 s: the rough part starts at 0.5 m)")
     p.add_argument("--gps-iterations", type=int, default=8)
     p.add_argument("--ilqr-iterations", type=int, default=150)
+    p.add_argument("--guiding-temperature", type=float, default=0.1)
+    p.add_argument("--guiding-samples", type=int, default=20)
     p.add_argument("--rl-factor", type=float, default=10.0, help="PPO/TRPO get this many times GPS's real samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-rl", action="store_true", help="leave out PPO and TRPO")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    test_horizon = args.test_horizon or args.horizon
+    test_horizon = args.test_horizon
 
     t0 = time.perf_counter()
     run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=args.seed, run_dir=str(out / "gps"), overwrite=True, eval_episodes=0)
-    summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations))
+    summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
+                                           guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples))
     gps_seconds = time.perf_counter() - t0
     agent = load(out / "gps")
     controllers = {s: LinearGaussianController.load(out / "gps" / "controllers" / f"condition_{i}")[0] for i, s in enumerate(TRAIN_TERRAINS)}
@@ -144,8 +147,8 @@ def plot(path: Path, results: dict, horizon: int) -> None:
             ax.plot(px, pz, color=COLOURS.get(m, "k"), lw=1.5, label=f"{m} [{mean_r:.0f}]" if i == 0 else None)
             if e["fell"]:
                 ax.plot(px[-1], pz[-1], "x", color=COLOURS.get(m, "k"))
-        reach = max(max(np.asarray(r["episodes"][i]["path"])[:, 0]) for r in results.values())
-        ax.set_xlim(-0.5, max(3.0, reach + 0.5))
+        xs = np.concatenate([np.asarray(r["episodes"][i]["path"])[:, 0] for r in results.values()])
+        ax.set_xlim(min(-0.5, xs.min() - 0.2), max(3.0, xs.max() + 0.5))
         ax.set_ylabel(f"terrain {seed}")
     np.atleast_1d(axes)[0].legend(loc="upper left", ncol=len(results), fontsize=8)
     np.atleast_1d(axes)[-1].set_xlabel(f"x (m); torso paths over {horizon} steps, x: fell; [mean reward]")

@@ -2,7 +2,7 @@
 field generated from a `terrain_seed` (the walking task of Guided Policy Search, Levine and
 Koltun 2013, sec. 5).
 
-The profile h(x) is flat for x < 1 m and then the sum of (a) a piecewise-linear slope whose grade
+The profile h(x) is flat for x < 0.5 m and then the sum of (a) a piecewise-linear slope whose grade
 changes every 2-4 m, uniform in +-0.08 * roughness rad, and (b) Gaussian bumps (one every 1.5 m
 on average, height +-0.06 * roughness m, width 0.2-0.5 m); it is sampled every 5 cm over
 [-5, 35] m. The height field is a 2-row MuJoCo hfield, constant across y (the robot is planar).
@@ -36,15 +36,15 @@ def terrain_profile(terrain_seed: int, roughness: float = 1.0) -> tuple[np.ndarr
     rng = np.random.default_rng(terrain_seed)
     x = np.arange(X_MIN, X_MAX + DX / 2, DX)
     slope = np.zeros_like(x)
-    pos = 1.0
+    pos = 0.5
     while pos < X_MAX:
         length = rng.uniform(2.0, 4.0)
         slope[(x >= pos) & (x < pos + length)] = np.tan(rng.uniform(-0.08, 0.08) * roughness)
         pos += length
     h = np.concatenate([[0.0], np.cumsum(slope[:-1] * DX)])
-    for centre in np.arange(2.0, X_MAX, 1.5) + rng.uniform(-0.5, 0.5, len(np.arange(2.0, X_MAX, 1.5))):
+    for centre in np.arange(1.5, X_MAX, 1.5) + rng.uniform(-0.5, 0.5, len(np.arange(1.5, X_MAX, 1.5))):
         h += rng.uniform(-0.06, 0.06) * roughness * np.exp(-0.5 * ((x - centre) / rng.uniform(0.2, 0.5)) ** 2)
-    h[x < 1.0] = 0.0
+    h[x < 0.5] = 0.0
     return x, h
 
 
@@ -59,7 +59,7 @@ def terrain_xml(terrain_seed: int, roughness: float = 1.0) -> Path:
 
     cache = Path(os.environ.get("POLICYSEARCH_CACHE", Path(tempfile.gettempdir()) / "policysearch")) / "terrain"
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"walker2d_terrain_v1_s{terrain_seed}_r{roughness:g}.xml"
+    path = cache / f"walker2d_terrain_v2_s{terrain_seed}_r{roughness:g}.xml"
     if path.exists():
         return path
     x, h = terrain_profile(terrain_seed, roughness)
