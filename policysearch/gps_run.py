@@ -33,7 +33,8 @@ class GPSRunConfig:
 
     env: str = "arm-reach-dense"
     """A task with a dynamics model: a JAX system (arm-reach-dense, arm-reach, pendulum-swingup,
-    cartpole-swingup) or a MuJoCo robot with a locomotion cost (Swimmer-v5, Hopper-v5, Walker2d-v5)."""
+    cartpole-swingup) or a MuJoCo robot with a locomotion cost (Swimmer-v5, Hopper-v5, Walker2d-v5,
+    policysearch/Walker2dTerrain-v0: one condition per --terrains seed)."""
     conditions: int = 4
     """Training conditions (initial states). arm-reach-dense has its 4 documented starts; other
     tasks use the default start and perturbed ones."""
