@@ -73,7 +73,7 @@ class GPSConfig:
     effort lightly, so Q_uu^-1 at temperature 1 is wider than the control limits."""
     guiding_max_std: float = 0.5
     """Cap on the guiding standard deviation, as a fraction of the half control range."""
-    guiding_min_std: float = 0.02
+    guiding_min_std: float = 0.001
     """Floor of the guiding standard deviation, as a fraction of the half control range."""
     ilqr_iterations: int = 200
     """iLQR iteration cap for every DDP solution."""
