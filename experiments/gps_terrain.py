@@ -22,7 +22,6 @@ import json
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 
 import policysearch.envs  # noqa: F401  (registers the terrain tasks)
@@ -30,6 +29,7 @@ from policysearch.algos.gps import GPSConfig
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.envs.terrain import ENV_ID, SET_ENV_ID, TEST_TERRAINS, TRAIN_TERRAINS, terrain_profile
 from policysearch.gps_run import GPSRunConfig, train_gps
+from policysearch.plan import run_from_default_start
 from policysearch.snapshot import load
 
 METHODS = ("GPS", "DDP", "PPO", "TRPO")
@@ -45,22 +45,8 @@ def nearest_training_terrain(test_seed: int) -> int:
 
 def run_episode(act, terrain_seed: int, horizon: int) -> dict:
     """One episode from the default start (no reset noise): torso path, return, fall."""
-    env = gym.make(ENV_ID, terrain_seed=terrain_seed)
-    obs, _ = env.reset(seed=0)
-    inner = env.unwrapped
-    inner.set_state(inner.init_qpos, inner.init_qvel)
-    obs = inner._get_obs()
-    path, total, fell = [(float(inner.data.qpos[0]), float(inner.data.qpos[1]))], 0.0, False
-    for t in range(horizon):
-        x = np.concatenate([inner.data.qpos, inner.data.qvel])
-        obs, reward, terminated, _, _ = env.step(np.clip(act(t, obs, x), -1.0, 1.0))
-        total += float(reward)
-        path.append((float(inner.data.qpos[0]), float(inner.data.qpos[1])))
-        if terminated:
-            fell = True
-            break
-    env.close()
-    return {"return": total, "steps": len(path) - 1, "fell": fell, "path": path}
+    r = run_from_default_start(act, ENV_ID, horizon, terrain_seed=terrain_seed)
+    return {"return": r["env_return"], "steps": r["steps"], "fell": r["terminated"], "path": r["path"]}
 
 
 def train_rl(algo: str, steps: int, out: Path, seed: int) -> tuple[Path, float]:
@@ -112,7 +98,7 @@ def main() -> None:
     for seed in TEST_TERRAINS:
         near = nearest_training_terrain(seed)
         runs = {m: run_episode(f, seed, test_horizon) for m, f in policies.items()}
-        runs["DDP"] = run_episode(lambda t, obs, x, c=controllers[near]: c.act(t, x.astype(np.float32)), seed, test_horizon)
+        runs["DDP"] = run_episode(lambda t, obs, x, c=controllers[near]: c.act(t, x), seed, test_horizon)
         for m, r in runs.items():
             results[m]["episodes"].append(dict(r, terrain=seed, ddp_from=near if m == "DDP" else None))
     table = {}

@@ -181,9 +181,8 @@ def cmd_eval(argv: Sequence[str]) -> int:
 def _eval_gps_task(args: EvalArgs, agent: Any) -> int:
     """A GPS policy on its JAX task: the cost of its mean actions from each training condition."""
     from policysearch.algos.gps import policy_cost
-    from policysearch.gps_run import make_problem
+    from policysearch.gps_run import GPSRunConfig, make_problem
     from policysearch.snapshot import config_from_dict
-    from policysearch.gps_run import GPSRunConfig
 
     problem = make_problem(config_from_dict(GPSRunConfig, agent.meta["run"]))
     costs = [policy_cost(problem, agent.policy, agent.params, c) for c in range(len(problem.conditions))]

@@ -62,7 +62,9 @@ class GPSRunConfig:
 
 
 def is_mujoco_task(env: str) -> bool:
-    return env.split("-")[0].split("/")[-1] in MUJOCO_TASKS
+    from policysearch.control.costs import robot_name
+
+    return robot_name(env) in MUJOCO_TASKS
 
 
 def make_problem(run: GPSRunConfig) -> GPSProblem:

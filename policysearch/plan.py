@@ -8,7 +8,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -130,31 +130,45 @@ def _plan_mujoco(cfg: PlanConfig, env_id: str) -> dict[str, Any]:
 def closed_loop_on_env(controller: LinearGaussianController, env_id: str, video: Path | None = None) -> dict[str, Any]:
     """Run the controller's mean on the real Gymnasium env from the default initial state (no
     reset noise) for its horizon: env_return, steps, terminated, x_travelled."""
+    out = run_from_default_start(lambda t, obs, x: controller.act(t, x), env_id, controller.horizon, video)
+    del out["path"]
+    return out
+
+
+def run_from_default_start(
+    act: Callable[[int, np.ndarray, np.ndarray], np.ndarray], env_id: str, horizon: int, video: Path | None = None, **env_kwargs: Any,
+) -> dict[str, Any]:
+    """Run u_t = act(t, obs_t, x_t) (x = (qpos, qvel)), clipped to [-1, 1], on the real MuJoCo env
+    from its default initial state (no reset noise) for `horizon` steps or until the episode ends:
+    env_return, steps, terminated, x_travelled and the root's (x, z) path."""
     import gymnasium as gym
 
     from policysearch.viz import follow_root_body, write_video
 
     kwargs = {"render_mode": "rgb_array", "width": 480, "height": 360} if video is not None else {}
-    env = gym.make(env_id, **kwargs)
+    env = gym.make(env_id, **kwargs, **env_kwargs)
     env.reset(seed=0)
     inner = env.unwrapped
     inner.set_state(inner.init_qpos, inner.init_qvel)
+    obs = inner._get_obs()
     if video is not None:
         env.render()
         follow_root_body(env)
     frames = [env.render()] if video is not None else []
     ret, steps, terminated, x_start = 0.0, 0, False, float(inner.data.qpos[0])
-    for t in range(controller.horizon):
+    path = [(x_start, float(inner.data.qpos[1]))]
+    for t in range(horizon):
         x = np.concatenate([inner.data.qpos, inner.data.qvel])
-        _, reward, terminated, truncated, _ = env.step(np.clip(controller.act(t, x), -1.0, 1.0))
+        obs, reward, terminated, truncated, _ = env.step(np.clip(act(t, obs, x), -1.0, 1.0))
         ret, steps = ret + float(reward), steps + 1
+        path.append((float(inner.data.qpos[0]), float(inner.data.qpos[1])))
         if video is not None and t % 4 == 3:
             frames.append(env.render())
         if terminated or truncated:
             break
     if video is not None:
         write_video(video, frames, fps=round(1.0 / (4 * inner.dt)))
-    out = {"env_return": ret, "steps": steps, "terminated": bool(terminated), "x_travelled": float(inner.data.qpos[0]) - x_start}
+    out = {"env_return": ret, "steps": steps, "terminated": bool(terminated), "x_travelled": path[-1][0] - x_start, "path": path}
     env.close()
     return out
 

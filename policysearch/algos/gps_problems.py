@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policysearch.control.ilqr import ILQRConfig, solve
+from policysearch.control.costs import robot_name
+from policysearch.control.ilqr import ILQRConfig, solve, trajectory_cost
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.envs.systems import Task
 
@@ -84,8 +85,7 @@ def _guiding_solve(task: Task, extra: Callable, iterations: int, x0: jax.Array, 
     sol = solve(task.dynamics, lambda x, u: task.running_cost(x, u) + extra(args, x, u), task.terminal_cost, x0,
                 jnp.zeros((task.horizon, task.control_dim), x0.dtype), jnp.asarray(task.u_low), jnp.asarray(task.u_high),
                 ILQRConfig(max_iterations=iterations))
-    true_cost = jnp.sum(jax.vmap(task.running_cost)(sol.x[:-1], sol.u)) + task.terminal_cost(sol.x[-1])
-    return sol, true_cost
+    return sol, trajectory_cost(task.running_cost, task.terminal_cost, sol.x, sol.u)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
@@ -113,9 +113,9 @@ def arm_reach_conditions() -> list[np.ndarray]:
 def mujoco_features(env_id: str, nq: int) -> Callable[[jax.Array], jax.Array]:
     """The Gymnasium v5 observation of a planar robot as a JAX function of x = (qpos, qvel): the
     Swimmer leaves out the root's x and y, the walkers the root's x and clip qvel to [-10, 10]."""
-    name = env_id.split("-")[0].split("/")[-1]
-    skip = 2 if name == "Swimmer" else 1
-    clip = None if name == "Swimmer" else 10.0
+    swimmer = robot_name(env_id) == "Swimmer"
+    skip = 2 if swimmer else 1
+    clip = None if swimmer else 10.0
 
     def features(x: jax.Array) -> jax.Array:
         qvel = x[..., nq:]
@@ -154,7 +154,7 @@ class MujocoProblem:
         self.obs_dim = int(self.features(jnp.zeros(self.state_dim)).shape[-1])
         x0 = model.initial_state()
         rng = np.random.default_rng(seed)
-        root = 2 if env_id.startswith("Swimmer") else 3
+        root = 2 if robot_name(env_id) == "Swimmer" else 3
         self.conditions = [x0]
         for _ in range(len(self.models) - 1):
             x = x0.copy()
@@ -167,7 +167,6 @@ class MujocoProblem:
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None) -> tuple[LinearGaussianController, float]:
         from policysearch.control.costs import initial_controls
-        from policysearch.control.ilqr import trajectory_cost
         from policysearch.control.mujoco_ilqr import solve_mujoco
 
         cost = self.costs[c]
@@ -181,7 +180,7 @@ class MujocoProblem:
         with jax.enable_x64(True):
             if u_init is None:
                 u_init = initial_controls(self.name, self.horizon, self.control_dim)
-                if not self.name.startswith("Swimmer"):  # robots that can fall
+                if robot_name(self.name) != "Swimmer":  # robots that can fall
                     u_init = self._continuation(c, running, cost.terminal, iterations, u_init)
             sol = solve_mujoco(self.models[c], running, cost.terminal, self.conditions[c], u_init,
                                ILQRConfig(max_iterations=iterations), fd_eps=self.fd_eps)

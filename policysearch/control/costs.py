@@ -51,10 +51,16 @@ class LocomotionCost:
         return self.terminal_weight * self._state_terms(x)
 
 
+def robot_name(env_id: str) -> str:
+    """The robot of a Gymnasium id, without namespace or version: 'policysearch/Walker2dTerrain-v0'
+    -> 'Walker2dTerrain', 'Swimmer-v5' -> 'Swimmer'."""
+    return env_id.split("-")[0].split("/")[-1]
+
+
 def locomotion_cost(env_id: str, nq: int, v_target: float = 1.0, ground: tuple | None = None) -> LocomotionCost:
     """The documented cost of a supported robot (Swimmer, Hopper, Walker2d, any version; the
     Walker2d on terrain with its ground profile)."""
-    name = env_id.split("-")[0].split("/")[-1]
+    name = robot_name(env_id)
     if name == "Walker2dTerrain":
         return LocomotionCost(nq, v_target=v_target, z_target=1.25, w_a=5.0, ground=ground)
     if name == "Swimmer":
@@ -75,7 +81,7 @@ def initial_controls(env_id: str, horizon: int, control_dim: int) -> "np.ndarray
     forward speed to first order (a saddle iLQR cannot leave)."""
     import numpy as np
 
-    if env_id.split("-")[0].split("/")[-1] == "Swimmer":
+    if robot_name(env_id) == "Swimmer":
         phase = 2 * np.pi * np.arange(horizon)[:, None] / 25.0 + np.arange(control_dim)[None, :] * np.pi / 2
         return 0.5 * np.sin(phase)
     return np.zeros((horizon, control_dim))
