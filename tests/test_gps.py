@@ -122,6 +122,7 @@ def _lqg(rng: np.random.Generator, scale: float) -> LinearGaussianController:
     return LinearGaussianController(
         jnp.asarray(rng.normal(size=(T + 1, N)), jnp.float32), jnp.asarray(rng.normal(size=(T, K)), jnp.float32),
         jnp.zeros((T, K), jnp.float32), jnp.asarray(0.3 * rng.normal(size=(T, K, N)), jnp.float32), jnp.asarray(cov, jnp.float32),
+        jnp.full((K,), -jnp.inf), jnp.full((K,), jnp.inf),
     )
 
 

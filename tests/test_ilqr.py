@@ -137,3 +137,37 @@ def test_linear_gaussian_controller(tmp_path) -> None:
     assert meta["task"] == task.name
     for a, b in zip(ctrl, loaded):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_regularised_gains_solve_the_penalised_lqr_and_the_mean_is_clipped() -> None:
+    """gain_reg = rho: K' = -(Q_uu + rho I)^-1 Q_ux with Q_ux = -Q_uu K (the LQR step with an extra
+    (rho/2)|du|^2, minimised by brute force over du in one step below), covariance T (Q_uu + rho I)^-1;
+    the mean is clipped to the control box and log_prob scores the clipped mean (SciPy)."""
+    from scipy.optimize import minimize
+    from scipy.stats import multivariate_normal
+
+    from policysearch.control.lqg import LinearGaussianController
+
+    task = TASKS["arm-reach"]()
+    lo, hi = jnp.asarray(task.u_low), jnp.asarray(task.u_high)
+    sol = solve(task.dynamics, task.running_cost, task.terminal_cost, task.initial_state(), jnp.zeros((task.horizon, 2)), lo, hi, ILQRConfig(max_iterations=30))
+    rho, temp, t = 0.7, 0.3, 11
+    plain = LinearGaussianController.from_solution(sol, temp)
+    reg = LinearGaussianController.from_solution(sol, temp, gain_reg=rho, u_low=lo, u_high=hi)
+    Q_uu = np.asarray(sol.Q_uu[t], np.float64)
+    Q_ux = -Q_uu @ np.asarray(sol.K[t], np.float64)
+    dx = np.random.default_rng(1).normal(size=4) * 0.05
+    # argmin_du 0.5 du^T Q_uu du + du^T Q_ux dx + 0.5 rho |du|^2
+    best = minimize(lambda du: 0.5 * du @ Q_uu @ du + du @ Q_ux @ dx + 0.5 * rho * du @ du, np.zeros(2), tol=1e-12).x
+    np.testing.assert_allclose(np.asarray(reg.K[t], np.float64) @ dx, best, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(reg.cov[t]), temp * np.linalg.inv(Q_uu + rho * np.eye(2)), rtol=1e-4)
+    assert np.abs(np.asarray(reg.K)).max() < np.abs(np.asarray(plain.K)).max()
+    # far from the nominal the unclipped mean leaves the box; the controller's mean does not
+    x = np.asarray(reg.x_bar[t]) + 50.0
+    raw = np.asarray(reg.u_bar[t] + reg.K[t] @ (x - reg.x_bar[t]))
+    assert np.any(raw > np.asarray(hi)) or np.any(raw < np.asarray(lo))
+    mean = np.asarray(reg.mean(t, jnp.asarray(x, jnp.float32)))
+    np.testing.assert_allclose(mean, np.clip(raw, lo, hi), rtol=1e-5)
+    u = np.array([0.3, -0.2])
+    expected = multivariate_normal(np.clip(raw, lo, hi), np.asarray(reg.cov[t], np.float64)).logpdf(u)
+    assert float(reg.log_prob(t, jnp.asarray(x, jnp.float32), jnp.asarray(u, jnp.float32))) == pytest.approx(expected, rel=1e-4)

@@ -71,6 +71,11 @@ class GPSConfig:
     guiding_temperature: float = 0.1
     """Guiding covariance = temperature * Q_uu^-1 (then capped by guiding_max_std). Our costs weigh
     effort lightly, so Q_uu^-1 at temperature 1 is wider than the control limits."""
+    guiding_gain_reg: float = 1.0
+    """rho of the guiding controllers' gains K = (Q_uu + rho I)^-1 Q_uu K_DDP and covariance
+    temperature * (Q_uu + rho I)^-1 (`LinearGaussianController.from_solution`): the LQR with an
+    extra (rho / 2) |u - g(x)|^2. 0 gives the plain DDP gains, which on the walkers are large
+    enough that the guiding samples fall."""
     guiding_max_std: float = 0.5
     """Cap on the guiding standard deviation, as a fraction of the half control range."""
     guiding_min_std: float = 0.001
@@ -90,6 +95,7 @@ class GPSConfig:
             require_positive(name, getattr(self, name))
         require(self.w_r_factor > 1, f"--w-r-factor must be > 1, got {self.w_r_factor}")
         require(0 < self.w_r_min <= self.w_r <= self.w_r_max, "--w-r must lie in [--w-r-min, --w-r-max], both positive")
+        require(self.guiding_gain_reg >= 0, f"--guiding-gain-reg must be >= 0, got {self.guiding_gain_reg}")
         require(self.guiding_min_std < self.guiding_max_std, "--guiding-min-std must be below --guiding-max-std")
         require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), f"--hidden needs positive widths, got {self.hidden}")
 
@@ -236,7 +242,7 @@ def policy_cost(problem: GPSProblem, policy: Policy, params: PolicyParams, c: in
 
 def guiding_controller(problem: GPSProblem, config: GPSConfig, c: int, extra: Any = None) -> tuple[LinearGaussianController, float]:
     """Line 1 (and 9): the DDP controller of condition c with its covariance capped."""
-    ctrl, cost = problem.guiding(c, config.guiding_temperature, config.ilqr_iterations, extra)
+    ctrl, cost = problem.guiding(c, config.guiding_temperature, config.ilqr_iterations, extra, config.guiding_gain_reg)
     half_range = 0.5 * float(np.min(np.asarray(problem.u_high) - np.asarray(problem.u_low)))
     return ctrl.with_std_bounds(config.guiding_min_std * half_range, config.guiding_max_std * half_range), cost
 

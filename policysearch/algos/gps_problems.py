@@ -42,8 +42,10 @@ class GPSProblem(Protocol):
     features: Callable[[jax.Array], jax.Array]
     """The policy's input for a state: a fixed JAX function (the identity, or the env observation)."""
 
-    def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None) -> tuple[LinearGaussianController, float]:
-        """iLQR from condition c on l(x, u) (+ extra_cost): the controller and its true cost."""
+    def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
+                gain_reg: float = 0.0) -> tuple[LinearGaussianController, float]:
+        """iLQR from condition c on l(x, u) (+ extra_cost): the controller (mean clipped to the
+        control box, gains regularised by gain_reg) and its true cost."""
         ...
 
     def sample(self, c: int, act: Act, args: Any, key: jax.Array, count: int) -> Rollouts:
@@ -62,10 +64,11 @@ class JaxTaskProblem:
         self.u_low, self.u_high = np.asarray(task.u_low), np.asarray(task.u_high)
         self.conditions = [np.asarray(c, np.float32) for c in conditions]
 
-    def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None) -> tuple[LinearGaussianController, float]:
+    def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
+                gain_reg: float = 0.0) -> tuple[LinearGaussianController, float]:
         fn, args = extra_cost if extra_cost is not None else (_no_cost, None)
         sol, true_cost = _guiding_solve(self.task, fn, iterations, jnp.asarray(self.conditions[c]), args)
-        return LinearGaussianController.from_solution(sol, temperature), float(true_cost)
+        return LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high), float(true_cost)
 
     def sample(self, c: int, act: Act, args: Any, key: jax.Array, count: int) -> Rollouts:
         return _jax_rollouts(self.task, act, count, args, jnp.asarray(self.conditions[c]), key)
@@ -165,7 +168,8 @@ class MujocoProblem:
         self._running = [jax.jit(jax.vmap(c.running)) for c in self.costs]
         self._terminal = [jax.jit(jax.vmap(c.terminal)) for c in self.costs]
 
-    def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None) -> tuple[LinearGaussianController, float]:
+    def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
+                gain_reg: float = 0.0) -> tuple[LinearGaussianController, float]:
         from policysearch.control.costs import initial_controls
         from policysearch.control.mujoco_ilqr import solve_mujoco
 
@@ -186,7 +190,7 @@ class MujocoProblem:
                                ILQRConfig(max_iterations=iterations), fd_eps=self.fd_eps)
             self._last_u[c] = np.asarray(sol.u)
             true_cost = float(trajectory_cost(cost.running, cost.terminal, sol.x, sol.u))
-            ctrl = LinearGaussianController.from_solution(sol, temperature)
+            ctrl = LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high)
         return LinearGaussianController(*(jnp.asarray(np.asarray(a), jnp.float32) for a in ctrl)), true_cost
 
     def _continuation(self, c: int, running: Callable, terminal: Callable, iterations: int, u: np.ndarray, first: int = 50) -> np.ndarray:

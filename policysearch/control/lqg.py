@@ -1,10 +1,12 @@
 """The time-varying linear-Gaussian controller that iLQR/DDP returns (the lecture's guiding
 distribution):
 
-    pi_G(u_t | x_t) = N(u_t; u_bar_t + k_t + K_t (x_t - x_bar_t), Sigma_t),  Sigma_t = T * Q_uu,t^-1
+    pi_G(u_t | x_t) = N(u_t; clip(u_bar_t + k_t + K_t (x_t - x_bar_t), u_low, u_high), Sigma_t),
+    Sigma_t = T * Q_uu,t^-1
 
 (with costs Q_uu is positive definite; T is a temperature). It is the maximum-entropy solution of
-the linear-quadratic problem: wide where the cost does not care, narrow where it does.
+the linear-quadratic problem: wide where the cost does not care, narrow where it does. The mean
+is clipped to the control box (infinite by default), the controls the robot can apply.
 """
 
 from __future__ import annotations
@@ -27,19 +29,35 @@ class LinearGaussianController(NamedTuple):
     k: jax.Array  # [T, m]
     K: jax.Array  # [T, m, n]
     cov: jax.Array  # [T, m, m]
+    u_low: jax.Array  # [m], the mean is clipped to [u_low, u_high] (-inf / inf: no limits)
+    u_high: jax.Array  # [m]
 
     @property
     def horizon(self) -> int:
         return int(self.u_bar.shape[0])
 
     @staticmethod
-    def from_solution(sol: Solution, temperature: float = 1.0) -> "LinearGaussianController":
+    def from_solution(
+        sol: Solution, temperature: float = 1.0, gain_reg: float = 0.0, u_low: jax.Array | None = None, u_high: jax.Array | None = None,
+    ) -> "LinearGaussianController":
         """The controller around iLQR's final nominal (x_bar, u_bar): feedback gains K of a
         backward pass there, covariance temperature * Q_uu^-1 (regularised Q_uu, positive
         definite even where a control limit is active), and k = 0 because u_bar already holds
-        every accepted feedforward step (the backward pass's own k is the next, untried step)."""
-        cov = temperature * jnp.linalg.inv(sol.Q_uu)
-        return LinearGaussianController(sol.x, sol.u, jnp.zeros_like(sol.k), sol.K, 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
+        every accepted feedforward step (the backward pass's own k is the next, untried step).
+
+        gain_reg = rho > 0 solves the LQR with the extra cost (rho / 2) |u - g(x)|^2 around the
+        nominal instead: Q_uu' = Q_uu + rho I and Q_ux unchanged, so K' = Q_uu'^-1 Q_uu K and
+        Sigma = temperature * Q_uu'^-1. On contact-rich robots with light effort costs, the plain
+        K of finite-difference linearisations reaches hundreds of N·m per unit of state error
+        (Walker2d: |K| up to 550 for torques in [-1, 1]) and the closed loop amplifies small
+        deviations; rho = 1 keeps the nominal and makes the noisy samples stay up."""
+        m = sol.u.shape[-1]
+        Q_uu = sol.Q_uu + gain_reg * jnp.eye(m, dtype=sol.Q_uu.dtype)
+        K = jnp.linalg.solve(Q_uu, sol.Q_uu @ sol.K) if gain_reg > 0 else sol.K
+        cov = temperature * jnp.linalg.inv(Q_uu)
+        lo = jnp.full((m,), -jnp.inf, sol.u.dtype) if u_low is None else jnp.asarray(u_low, sol.u.dtype)
+        hi = jnp.full((m,), jnp.inf, sol.u.dtype) if u_high is None else jnp.asarray(u_high, sol.u.dtype)
+        return LinearGaussianController(sol.x, sol.u, jnp.zeros_like(sol.k), K, 0.5 * (cov + jnp.swapaxes(cov, -1, -2)), lo, hi)
 
     def with_std_bounds(self, min_std: float, max_std: float) -> "LinearGaussianController":
         """The same controller with every covariance's eigenvalues clipped to [min_std^2,
@@ -54,8 +72,8 @@ class LinearGaussianController(NamedTuple):
         return self._replace(cov=0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
 
     def mean(self, t: jax.Array, x: jax.Array) -> jax.Array:
-        """g(x_t) = u_bar_t + k_t + K_t (x_t - x_bar_t)."""
-        return self.u_bar[t] + self.k[t] + self.K[t] @ (x - self.x_bar[t])
+        """g(x_t) = clip(u_bar_t + k_t + K_t (x_t - x_bar_t), u_low, u_high)."""
+        return jnp.clip(self.u_bar[t] + self.k[t] + self.K[t] @ (x - self.x_bar[t]), self.u_low, self.u_high)
 
     def sample(self, key: jax.Array, t: jax.Array, x: jax.Array) -> jax.Array:
         chol = jnp.linalg.cholesky(self.cov[t])
@@ -91,7 +109,8 @@ class LinearGaussianController(NamedTuple):
         meta = read_meta(ckpt)
         n, m, T = meta["state_dim"], meta["control_dim"], meta["horizon"]
         z = np.zeros
-        template = LinearGaussianController(z((T + 1, n), np.float32), z((T, m), np.float32), z((T, m), np.float32), z((T, m, n), np.float32), z((T, m, m), np.float32))
+        template = LinearGaussianController(z((T + 1, n), np.float32), z((T, m), np.float32), z((T, m), np.float32), z((T, m, n), np.float32),
+                                            z((T, m, m), np.float32), z((m,), np.float32), z((m,), np.float32))
         return load_arrays(ckpt, template), meta
 
 
