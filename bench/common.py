@@ -170,7 +170,9 @@ def parse_args(doc: str) -> argparse.Namespace:
     p.add_argument("--long", action="store_true", help=f"train {LONG_STEPS:,} steps each, then evaluate {EVAL_EPISODES} episodes")
     p.add_argument("--sb3-vec", choices=("dummy", "subproc"), default="dummy", help="SB3 vector env class (default dummy)")
     p.add_argument("--our-backend", choices=("auto", "envpool", "gymnasium"), default="auto", help="our env backend (default auto)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, nargs="+", default=[0],
+                   help="seed(s); several run one after another and, with --long, end with the mean over seeds")
+    p.add_argument("--torch-threads", type=int, help="torch threads for SB3 (default: every core)")
     p.add_argument("--run-dir", type=Path, help="where our runs are written (default: a temporary directory)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
     return p.parse_args()
@@ -211,29 +213,13 @@ def print_table(ours: dict, sb3: dict, long: bool) -> None:
     print(f"ours, first timed update (rollout + update): {ours['first_update_s']:.2f} s")
 
 
-def main(doc: str, algo: str, config: Any, sb3_cls: type, sb3_kwargs: dict) -> None:
-    """Parse the common flags, run ours (`train(algo, ..., config)`) and SB3 (`sb3_cls` with the
-    matched arguments updated by `sb3_kwargs`), print the table and write the JSON."""
-    args = parse_args(doc)
-    steps = LONG_STEPS if args.long else args.steps
-    kwargs = {**sb3_matched_kwargs(config, args.seed), **sb3_kwargs}
-
-    import jax
-    import torch
-
-    cores = os.cpu_count() or 1
-    torch.set_num_threads(cores)
-    print(f"{platform.processor() or platform.machine()}, {cores} cores; torch {torch.__version__} "
-          f"num_threads={torch.get_num_threads()}; jax {jax.__version__} on {jax.default_backend()}")
-    print(f"{algo.upper()} vs SB3 {sb3_cls.__name__}: {ENV_ID}, {NUM_ENVS} envs, {steps:,} steps each"
-          f"{' (long)' if args.long else ''}, seed {args.seed}")
-    print(f"load average at the start: {load_average()}; other processes skew the timings", flush=True)
-
+def run_pair(algo: str, config: Any, sb3_cls: type, kwargs: dict, steps: int, seed: int, args: argparse.Namespace) -> tuple[dict, dict]:
+    """Ours then SB3 for `steps` steps from `seed`; with --long, each evaluated afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = args.run_dir or Path(tmp)
-        ours = run_ours(algo, config, steps, args.seed, run_dir, args.our_backend)
+        run_dir = (args.run_dir / f"seed{seed}") if args.run_dir else Path(tmp)
+        ours = run_ours(algo, config, steps, seed, run_dir, args.our_backend)
         print(f"ours done: {ours['steps']:,} steps in {ours['wall_s']:.1f} s", flush=True)
-        sb3 = run_sb3(sb3_cls, kwargs, steps, args.seed, args.sb3_vec)
+        sb3 = run_sb3(sb3_cls, {**kwargs, "seed": seed}, steps, seed, args.sb3_vec)
         print(f"SB3 done: {sb3['steps']:,} steps in {sb3['wall_s']:.1f} s", flush=True)
         if args.long:
             from policysearch.evaluation import evaluate
@@ -241,20 +227,66 @@ def main(doc: str, algo: str, config: Any, sb3_cls: type, sb3_kwargs: dict) -> N
             ours["eval"] = evaluate(ours["agent"], ENV_ID, episodes=EVAL_EPISODES, seed=EVAL_SEED)
             sb3["eval"] = evaluate_sb3(sb3["model"], sb3["env"])
         sb3["env"].close()
+    return ours, sb3
 
-    print(f"\nload average at the end: {load_average()}")
-    print_table(ours, sb3, args.long)
+
+def print_seed_summary(results: list[tuple[int, dict, dict]]) -> dict:
+    """Per-seed evaluation returns of both and their mean and std over seeds; returns the figures."""
+    import numpy as np
+
+    print(f"\n{'seed':>5} {'ours eval':>16} {'SB3 eval':>16}")
+    for seed, ours, sb3 in results:
+        print(f"{seed:>5} {ours['eval']['return_mean']:>10.0f} +- {ours['eval']['return_std']:<3.0f}"
+              f" {sb3['eval']['return_mean']:>10.0f} +- {sb3['eval']['return_std']:<3.0f}")
+    summary = {}
+    for name, i in (("ours", 1), ("sb3", 2)):
+        means = np.array([r[i]["eval"]["return_mean"] for r in results])
+        summary[name] = {"seed_means": means.tolist(), "mean": float(means.mean()), "std": float(means.std())}
+    print(f"{'mean':>5} {summary['ours']['mean']:>10.0f} +- {summary['ours']['std']:<3.0f}"
+          f" {summary['sb3']['mean']:>10.0f} +- {summary['sb3']['std']:<3.0f}   (mean and std over seeds of the 10-episode means)")
+    return summary
+
+
+def main(doc: str, algo: str, config: Any, sb3_cls: type, sb3_kwargs: dict) -> None:
+    """Parse the common flags, run ours (`train(algo, ..., config)`) and SB3 (`sb3_cls` with the
+    matched arguments updated by `sb3_kwargs`) for each seed, print the tables and write the JSON."""
+    args = parse_args(doc)
+    steps = LONG_STEPS if args.long else args.steps
+    kwargs = {**sb3_matched_kwargs(config, args.seed[0]), **sb3_kwargs}
+
+    import jax
+    import torch
+
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(args.torch_threads or cores)
+    print(f"{platform.processor() or platform.machine()}, {cores} cores; torch {torch.__version__} "
+          f"num_threads={torch.get_num_threads()}; jax {jax.__version__} on {jax.default_backend()}")
+    print(f"{algo.upper()} vs SB3 {sb3_cls.__name__}: {ENV_ID}, {NUM_ENVS} envs, {steps:,} steps each"
+          f"{' (long)' if args.long else ''}, seed(s) {' '.join(map(str, args.seed))}")
+    print(f"load average at the start: {load_average()}; other processes skew the timings", flush=True)
+
+    results = []
+    for seed in args.seed:
+        ours, sb3 = run_pair(algo, config, sb3_cls, kwargs, steps, seed, args)
+        print(f"\nseed {seed}; load average at the end: {load_average()}")
+        print_table(ours, sb3, args.long)
+        results.append((seed, ours, sb3))
+    summary = print_seed_summary(results) if args.long and len(results) > 1 else None
 
     if args.json:
         drop = {"agent", "model", "env"}
         out = {
-            "algo": algo, "env": ENV_ID, "num_envs": NUM_ENVS, "steps": steps, "long": args.long, "seed": args.seed,
+            "algo": algo, "env": ENV_ID, "num_envs": NUM_ENVS, "steps": steps, "long": args.long, "seeds": args.seed,
             "cores": cores, "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "jax": jax.__version__,
             "our_config": dataclasses.asdict(config), "sb3_class": sb3_cls.__name__,
             "sb3_kwargs": json.loads(json.dumps(kwargs, default=repr)),
-            "ours": {k: v for k, v in ours.items() if k not in drop},
-            "sb3": {k: v for k, v in sb3.items() if k not in drop},
-            "ratio_ours_over_sb3": ours["steps_per_s"] / sb3["steps_per_s"],
+            "runs": [
+                {"seed": seed, "ours": {k: v for k, v in o.items() if k not in drop},
+                 "sb3": {k: v for k, v in b.items() if k not in drop},
+                 "ratio_ours_over_sb3": o["steps_per_s"] / b["steps_per_s"]}
+                for seed, o, b in results
+            ],
+            "eval_over_seeds": summary,
         }
         args.json.write_text(json.dumps(out, indent=2))
         print(f"wrote {args.json}")
