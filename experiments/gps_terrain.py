@@ -1,18 +1,21 @@
 """The walking-on-unseen-terrain experiment of Guided Policy Search (Levine and Koltun 2013,
 Figure 4), on policysearch/Walker2dTerrain-v0.
 
-1. GPS trains one policy on the training terrains (seeds 0-3, one DDP controller each).
+1. GPS trains one policy on the training terrains (seeds 0-3, one DDP controller each). As in the
+   paper, DDP starts from an example motion (--example-policy: a trained policysearch run, here a
+   PPO walker trained on flat Walker2d-v5; its rollout on each training terrain is iLQR's start).
 2. PPO and TRPO train on the same terrains (policysearch/Walker2dTerrains-v0 draws one per
    episode) with `--rl-factor` times GPS's count of real sampled steps.
 3. On every test terrain (seeds 100-103, never trained on), from the default start, each method
-   runs for `--test-horizon` steps: the GPS policy, the DDP controller of the nearest training
-   terrain (its own trajectory with feedback), the PPO and the TRPO policy.
+   runs for `--test-horizon` steps (default: the training horizon): the GPS policy, the DDP
+   controller of the nearest training terrain (its own trajectory with feedback), the PPO and the
+   TRPO policy, and the example policy alone.
 Writes OUT/terrain.png (torso paths over each terrain profile, mean reward in brackets),
 OUT/results.json ({"method": {"success_rate", "return_mean", ...}}) and prints the table.
 Success is no fall (termination) before the test horizon.
 
-    python experiments/gps_terrain.py --out runs/gps-terrain            # the full run
-    python experiments/gps_terrain.py --horizon 100 --gps-iterations 2  # a quick look
+    policysearch train ppo --env Walker2d-v5 --total-steps 1000000 --run-dir runs/ppo-walker   # the example
+    python experiments/gps_terrain.py --example-policy runs/ppo-walker --out runs/gps-terrain
 """
 
 from __future__ import annotations
@@ -32,8 +35,7 @@ from policysearch.gps_run import GPSRunConfig, train_gps
 from policysearch.plan import run_from_default_start
 from policysearch.snapshot import load
 
-METHODS = ("GPS", "DDP", "PPO", "TRPO")
-COLOURS = {"GPS": "tab:green", "DDP": "tab:red", "PPO": "tab:blue", "TRPO": "tab:purple"}
+COLOURS = {"GPS": "tab:green", "DDP": "tab:red", "PPO": "tab:blue", "TRPO": "tab:purple", "example": "tab:orange"}
 
 
 def nearest_training_terrain(test_seed: int) -> int:
@@ -60,14 +62,24 @@ def train_rl(algo: str, steps: int, out: Path, seed: int) -> tuple[Path, float]:
     return out / algo.lower(), time.perf_counter() - t0
 
 
+def example_steps(run_dir: Path) -> int:
+    """Real steps the example policy was trained with (the last row of its metrics.csv)."""
+    import csv
+
+    with open(run_dir / "metrics.csv") as f:
+        return int(list(csv.DictReader(f))[-1]["step"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/gps-terrain")
-    p.add_argument("--horizon", type=int, default=200, help="GPS trajectory length (steps of 8 ms)")
-    p.add_argument("--test-horizon", type=int, default=500, help="steps on each test terrain (4 s: the rough part starts at 0.5 m)")
-    p.add_argument("--gps-iterations", type=int, default=8)
-    p.add_argument("--ilqr-iterations", type=int, default=150)
-    p.add_argument("--guiding-temperature", type=float, default=0.1)
+    p.add_argument("--horizon", type=int, default=250, help="GPS trajectory length (steps of 8 ms)")
+    p.add_argument("--test-horizon", type=int, default=0, help="steps on each test terrain (0: --horizon, the length the DDP controllers are defined for)")
+    p.add_argument("--example-policy", default="", help="run dir of the example motion iLQR starts from (empty: iLQR from standing)")
+    p.add_argument("--target-velocity", type=float, default=2.5, help="forward velocity of the locomotion cost (m/s)")
+    p.add_argument("--gps-iterations", type=int, default=6)
+    p.add_argument("--ilqr-iterations", type=int, default=50)
+    p.add_argument("--guiding-temperature", type=float, default=0.01)
     p.add_argument("--guiding-samples", type=int, default=20)
     p.add_argument("--rl-factor", type=float, default=10.0, help="PPO/TRPO get this many times GPS's real samples")
     p.add_argument("--seed", type=int, default=0)
@@ -75,10 +87,11 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    test_horizon = args.test_horizon
+    test_horizon = args.test_horizon or args.horizon
 
     t0 = time.perf_counter()
-    run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=args.seed, run_dir=str(out / "gps"), overwrite=True, eval_episodes=0)
+    run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=args.seed, run_dir=str(out / "gps"), overwrite=True,
+                       eval_episodes=0, example_policy=args.example_policy, target_velocity=args.target_velocity)
     summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
                                            guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples))
     gps_seconds = time.perf_counter() - t0
@@ -86,6 +99,10 @@ def main() -> None:
     controllers = {s: LinearGaussianController.load(out / "gps" / "controllers" / f"condition_{i}")[0] for i, s in enumerate(TRAIN_TERRAINS)}
     cost = {"GPS": {"real_steps": summary["real_steps"], "seconds": gps_seconds}, "DDP": {"real_steps": 0, "seconds": None}}
     policies = {"GPS": lambda t, obs, x: agent.act(obs)}
+    if args.example_policy:
+        example = load(args.example_policy)
+        policies["example"] = lambda t, obs, x: example.act(obs)
+        cost["example"] = {"real_steps": example_steps(Path(args.example_policy)), "seconds": None, "env": example.spec.env_id}
     if not args.skip_rl:
         steps = int(args.rl_factor * summary["real_steps"])
         for algo in ("ppo", "trpo"):

@@ -44,6 +44,12 @@ class GPSRunConfig:
     """Perturbation (rad) of the joint angles of the extra initial states."""
     terrains: tuple[int, ...] = (0, 1, 2, 3)
     """Training terrain seeds of policysearch/Walker2dTerrain-v0 (one condition each; --conditions is ignored there)."""
+    example_policy: str = ""
+    """A trained policysearch run (PPO, TRPO or GPS) whose deterministic rollout from each condition
+    is the controls iLQR starts from: the paper initialised DDP from example motions. MuJoCo robots
+    only; empty: the robot's default start (`control.costs.initial_controls` and continuation)."""
+    target_velocity: float = 1.0
+    """Forward velocity (m/s) of the MuJoCo robots' locomotion cost."""
     seed: int = 0
     """Seed of parameters, sampling and initial-state perturbations."""
     run_dir: str = ""
@@ -59,6 +65,7 @@ class GPSRunConfig:
         require_positive("conditions", self.conditions)
         require(self.horizon >= 0, f"--horizon must be >= 0, got {self.horizon}")
         require(self.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {self.eval_episodes}")
+        require(self.target_velocity > 0, f"--target-velocity must be > 0, got {self.target_velocity}")
 
 
 def is_mujoco_task(env: str) -> bool:
@@ -69,6 +76,8 @@ def is_mujoco_task(env: str) -> bool:
 
 def make_problem(run: GPSRunConfig) -> GPSProblem:
     """The GPSProblem of run.env, or a UserError saying why GPS cannot run on it."""
+    require(not run.example_policy or is_mujoco_task(run.env),
+            f"--example-policy starts iLQR on MuJoCo robots only, not on '{run.env}'; leave it out")
     if run.env in TASKS:
         kwargs = {"horizon": run.horizon} if run.horizon else {}
         task = TASKS[run.env](**kwargs)
@@ -83,7 +92,13 @@ def make_problem(run: GPSRunConfig) -> GPSProblem:
         return JaxTaskProblem(task, conds)
     if is_mujoco_task(run.env):
         terrains = tuple(run.terrains) if "Terrain" in run.env else ()
-        return MujocoProblem(run.env, run.horizon or 150, run.conditions, run.condition_spread, run.seed, terrains=terrains)
+        example = None
+        if run.example_policy:
+            from policysearch.snapshot import load
+
+            example = load(run.example_policy).act
+        return MujocoProblem(run.env, run.horizon or 150, run.conditions, run.condition_spread, run.seed, run.target_velocity,
+                             terrains=terrains, example=example)
     raise UserError(
         f"GPS needs a model of the dynamics and a cost, which '{run.env}' does not have: use a JAX task "
         f"({', '.join(TASKS)}) or a MuJoCo robot (Swimmer-v5, Hopper-v5, Walker2d-v5, policysearch/Walker2dTerrain-v0)"

@@ -263,6 +263,8 @@ def test_cli_train_gps_writes_the_run_and_eval_reads_it(tmp_path) -> None:
     (["--env", "CartPole-v1"], "needs a model of the dynamics"),
     (["--env", "arm-reach-dense", "--w-r-factor", "1"], "--w-r-factor"),
     (["--env", "arm-reach-dense", "--conditions", "0"], "conditions"),
+    (["--env", "arm-reach-dense", "--example-policy", "runs/x"], "MuJoCo robots only"),
+    (["--env", "Swimmer-v5", "--example-policy", "/nonexistent/run"], "/nonexistent/run"),
 ])
 def test_cli_gps_bad_input_exits_2(argv: list[str], message: str) -> None:
     import subprocess
@@ -270,6 +272,23 @@ def test_cli_gps_bad_input_exits_2(argv: list[str], message: str) -> None:
 
     out = subprocess.run([sys.executable, "-m", "policysearch.cli", "train", "gps", *argv], capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_example_motion_is_the_example_policys_rollout_on_the_real_env() -> None:
+    """--example-policy: iLQR starts from the controls of the example's rollout from each
+    condition, the same controls the example applies on the real env from the default start."""
+    from policysearch.algos.gps_problems import MujocoProblem
+    from policysearch.plan import run_from_default_start
+
+    def example(obs: np.ndarray) -> np.ndarray:
+        return 1.5 * np.tanh(obs[..., 1:3] * 3.0 - 0.4)  # leaves the box [-1, 1] at times
+
+    problem = MujocoProblem("Swimmer-v5", 40, conditions=1, example=example)
+    seen: list[np.ndarray] = []
+    run_from_default_start(lambda t, obs, x: seen.append(np.clip(example(obs), -1, 1)) or seen[-1], "Swimmer-v5", 40)
+    u = problem._example_u[0]
+    assert u.shape == (40, 2) and np.abs(u).max() <= 1.0 and np.abs(u).max() == 1.0
+    np.testing.assert_allclose(u, np.stack(seen), atol=1e-4)
 
 
 @pytest.mark.slow

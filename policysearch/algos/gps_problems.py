@@ -132,10 +132,14 @@ class MujocoProblem:
     default start and `conditions - 1` starts whose joint angles (not the root) are perturbed
     uniformly by +-`spread` rad (seeded); or, for policysearch/Walker2dTerrain-v0, one condition
     per terrain seed in `terrains` (each its own model and ground-aware cost), from the default
-    start. Rewards are -cost; the policy is scored on the env's own reward by evaluation."""
+    start. Rewards are -cost; the policy is scored on the env's own reward by evaluation.
+
+    `example` (obs -> action, e.g. a trained policy's `act`) gives the example motion iLQR starts
+    from at every condition: its deterministic rollout's controls."""
 
     def __init__(self, env_id: str, horizon: int, conditions: int = 1, spread: float = 0.1, seed: int = 0,
-                 v_target: float = 1.0, fd_eps: float = 1e-3, terrains: tuple[int, ...] = ()) -> None:
+                 v_target: float = 1.0, fd_eps: float = 1e-3, terrains: tuple[int, ...] = (),
+                 example: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         from policysearch.control.costs import locomotion_cost
         from policysearch.envs.mujoco_model import MujocoModel
 
@@ -165,6 +169,7 @@ class MujocoProblem:
                 x[root : model.nq] += rng.uniform(-spread, spread, model.nq - root)
             self.conditions.append(x)
         self._last_u: dict[int, np.ndarray] = {}
+        self._example_u = {c: self.example_controls(c, example) for c in range(len(self.conditions))} if example else {}
         self._running = [jax.jit(jax.vmap(c.running)) for c in self.costs]
         self._terminal = [jax.jit(jax.vmap(c.terminal)) for c in self.costs]
 
@@ -180,7 +185,7 @@ class MujocoProblem:
             running = lambda x, u: cost.running(x, u) + fn(args, x, u)  # noqa: E731
         # iLQR starts from this condition's last solution (line 9 re-optimises it), else on a
         # terrain from the first terrain's solution, else from `initial_controls`
-        u_init = self._last_u.get(c, self._last_u.get(0) if self.terrains else None)
+        u_init = self._last_u.get(c, self._example_u.get(c, self._last_u.get(0) if self.terrains else None))
         with jax.enable_x64(True):
             if u_init is None:
                 u_init = initial_controls(self.name, self.horizon, self.control_dim)
@@ -192,6 +197,15 @@ class MujocoProblem:
             true_cost = float(trajectory_cost(cost.running, cost.terminal, sol.x, sol.u))
             ctrl = LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high)
         return LinearGaussianController(*(jnp.asarray(np.asarray(a), jnp.float32) for a in ctrl)), true_cost
+
+    def example_controls(self, c: int, act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """The controls of act's rollout from condition c over the horizon (clipped to the box)."""
+        model, x, us = self.models[c], np.asarray(self.conditions[c], np.float64)[None], []
+        for _ in range(self.horizon):
+            u = np.clip(np.asarray(act(np.asarray(self.features(jnp.asarray(x, jnp.float32))))), self.u_low, self.u_high)
+            us.append(u[0])
+            x = model.step_batch(x, u.astype(np.float64))
+        return np.stack(us)
 
     def _continuation(self, c: int, running: Callable, terminal: Callable, iterations: int, u: np.ndarray, first: int = 50) -> np.ndarray:
         """Controls to start the full-horizon solve from: iLQR over horizons first, 2 first, ...
