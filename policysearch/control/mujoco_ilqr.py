@@ -53,6 +53,9 @@ def solve_mujoco(
     switches, where 1e-6 gives spurious derivatives and the line search stalls (measured: Walker2d
     at horizon 150 stalled at cost 669 with 1e-6 and 1e-4, and reached 64 with 1e-3).
 
+    The returned gains (K, Q_uu) are those of a backward pass at the final nominal with mu = 0
+    when Q_uu is positive definite there, not at the solver's last mu, which only shaped the steps.
+
     on_iteration gets, per iteration, the iteration number, cost, mu, accepted step size (0:
     rejected), seconds (line search, derivatives when the step was accepted, and the backward
     pass at the resulting nominal) and whether the derivatives were recomputed.
@@ -125,6 +128,9 @@ def _solve(
                           "seconds": time.perf_counter() - t0, "derivatives": success})
         converged = success and (old - cost) / (abs(old) + 1e-12) < config.tolerance
         done = converged or gave_up or stationary(bw)
+    if mu > 0:  # the returned gains: Tassa's V_xx + mu I inflates K (Walker2d: |K| 11,000 against 700 at mu = 0)
+        plain = _backward(d, 0.0, u, lo, hi, k_prev)
+        bw = plain if bool(plain.ok) else bw
     pad = lambda a: np.asarray(a + [np.nan] * (config.max_iterations + 1 - len(a)))  # noqa: E731
     return Solution(
         jnp.asarray(x), jnp.asarray(u), bw.k, bw.K, bw.Q_uu, bw.Q_uu_inv, jnp.asarray(cost),
