@@ -109,7 +109,7 @@ def run_ours(algo: str, config: Any, steps: int, seed: int, run_dir: Path, backe
     }
 
 
-def sb3_matched_kwargs(config: Any, seed: int) -> dict:
+def sb3_matched_kwargs(config: Any) -> dict:
     """SB3 constructor arguments that mirror `config`'s rollout, returns and network exactly."""
     import torch
 
@@ -119,7 +119,7 @@ def sb3_matched_kwargs(config: Any, seed: int) -> dict:
         n_steps=config.steps_per_update // NUM_ENVS, gamma=config.gamma, gae_lambda=config.gae_lambda,
         policy_kwargs=dict(net_arch=dict(pi=hidden, vf=hidden), activation_fn=activation, ortho_init=True,
                            log_std_init=config.log_std_init),
-        device="cpu", seed=seed, verbose=0,
+        device="cpu", verbose=0,
     )
 
 
@@ -133,12 +133,12 @@ def make_sb3_env(n_envs: int, seed: int, vec: str, gamma: float, training: bool 
 
 
 def run_sb3(model_cls: type, kwargs: dict, steps: int, seed: int, vec: str) -> dict:
-    """Time env creation + `model_cls("MlpPolicy", env, **kwargs)` + `learn(steps)`."""
+    """Time env creation + `model_cls("MlpPolicy", env, seed=seed, **kwargs)` + `learn(steps)`."""
     import numpy as np
 
     t0 = time.perf_counter()
     env = make_sb3_env(NUM_ENVS, seed, vec, kwargs["gamma"])
-    model = model_cls("MlpPolicy", env, **kwargs)
+    model = model_cls("MlpPolicy", env, seed=seed, **kwargs)
     model.learn(total_timesteps=steps)
     wall = time.perf_counter() - t0
     rets = [ep["r"] for ep in model.ep_info_buffer]
@@ -219,7 +219,7 @@ def run_pair(algo: str, config: Any, sb3_cls: type, kwargs: dict, steps: int, se
         run_dir = (args.run_dir / f"seed{seed}") if args.run_dir else Path(tmp)
         ours = run_ours(algo, config, steps, seed, run_dir, args.our_backend)
         print(f"ours done: {ours['steps']:,} steps in {ours['wall_s']:.1f} s", flush=True)
-        sb3 = run_sb3(sb3_cls, {**kwargs, "seed": seed}, steps, seed, args.sb3_vec)
+        sb3 = run_sb3(sb3_cls, kwargs, steps, seed, args.sb3_vec)
         print(f"SB3 done: {sb3['steps']:,} steps in {sb3['wall_s']:.1f} s", flush=True)
         if args.long:
             from policysearch.evaluation import evaluate
@@ -252,7 +252,7 @@ def main(doc: str, algo: str, config: Any, sb3_cls: type, sb3_kwargs: dict) -> N
     matched arguments updated by `sb3_kwargs`) for each seed, print the tables and write the JSON."""
     args = parse_args(doc)
     steps = LONG_STEPS if args.long else args.steps
-    kwargs = {**sb3_matched_kwargs(config, args.seed[0]), **sb3_kwargs}
+    kwargs = {**sb3_matched_kwargs(config), **sb3_kwargs}  # run_sb3 adds each run's seed
 
     import jax
     import torch

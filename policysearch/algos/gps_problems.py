@@ -183,8 +183,9 @@ class MujocoProblem:
         if extra_cost is not None:
             fn, args = extra_cost
             running = lambda x, u: cost.running(x, u) + fn(args, x, u)  # noqa: E731
-        # iLQR starts from this condition's last solution (line 9 re-optimises it), else on a
-        # terrain from the first terrain's solution, else from `initial_controls`
+        # iLQR starts from this condition's last solution (line 9 re-optimises it), else from the
+        # example motion, else on a terrain from the first terrain's solution, else from
+        # `initial_controls` (with continuation for robots that can fall)
         u_init = self._last_u.get(c, self._example_u.get(c, self._last_u.get(0) if self.terrains else None))
         with jax.enable_x64(True):
             if u_init is None:
