@@ -180,12 +180,13 @@ def cmd_eval(argv: Sequence[str]) -> int:
 
 def _eval_gps_task(args: EvalArgs, agent: Any) -> int:
     """A GPS policy on its JAX task: the cost of its mean actions from each training condition."""
-    from policysearch.algos.gps import policy_cost
+    from policysearch.algos.gps import policy_cost, standardized
     from policysearch.gps_run import GPSRunConfig, make_problem
     from policysearch.snapshot import config_from_dict
 
     problem = make_problem(config_from_dict(GPSRunConfig, agent.meta["run"]))
-    costs = [policy_cost(problem, agent.policy, agent.params, c) for c in range(len(problem.conditions))]
+    features = standardized(problem.features, agent.obs_stats if agent.norm.obs else None, agent.norm.clip_obs)
+    costs = [policy_cost(problem, agent.policy, agent.params, c, features) for c in range(len(problem.conditions))]
     result = {"env": problem.name, "cost_mean": float(sum(costs) / len(costs)), "costs": costs}
     print(json.dumps(result) if args.json else f"{problem.name}: cost {result['cost_mean']:.4g} (mean over {len(costs)} conditions)")
     return 0

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from policysearch.algos.gps import GPSConfig, GPSResult, policy_cost, run_gps
+from policysearch.algos.gps import OBS_CLIP, GPSConfig, GPSResult, policy_cost, run_gps
 from policysearch.algos.gps_problems import GPSProblem, JaxTaskProblem, MujocoProblem, arm_reach_conditions
 from policysearch.checkpoint import list_checkpoints, save_checkpoint, write_json_atomic
 from policysearch.envs.systems import TASKS
@@ -114,10 +114,12 @@ def _prepare_run_dir(run: GPSRunConfig) -> Path:
     return run_dir
 
 
-def policy_meta(run: GPSRunConfig, algo: GPSConfig, problem: GPSProblem, row: dict[str, Any]) -> dict[str, Any]:
-    """What `snapshot.load` needs to rebuild the policy, and where it came from."""
+def policy_meta(run: GPSRunConfig, algo: GPSConfig, problem: GPSProblem, row: dict[str, Any], obs_stats: Any = None) -> dict[str, Any]:
+    """What `snapshot.load` needs to rebuild the policy (with its input standardisation, if any),
+    and where it came from."""
     lo, hi = (tuple(float(v) for v in a) for a in (problem.u_low, problem.u_high))
-    return {
+    norm = None if obs_stats is None else {"mean": np.asarray(obs_stats.mean).tolist(), "var": np.asarray(obs_stats.var).tolist(), "clip": OBS_CLIP}
+    return {"obs_norm": norm, 
         "format": FORMAT_VERSION, "algo": "gps", "env": run.env, "iteration": row.get("iteration", 0),
         "env_spec": {"env_id": run.env, "obs_dim": problem.obs_dim, "action_kind": "gaussian", "action_dim": problem.control_dim,
                      "action_low": lo, "action_high": hi},
@@ -136,10 +138,10 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     horizon = problem.horizon
 
-    def on_iteration(row: dict[str, Any], params: Any) -> None:
+    def on_iteration(row: dict[str, Any], params: Any, obs_stats: Any) -> None:
         row = dict(row, step=row["samples"] * horizon, wall_time=time.perf_counter() - t0)
         logger.log(row)
-        save_checkpoint(run_dir / "checkpoints", row["iteration"], params, policy_meta(run, algo, problem, row))
+        save_checkpoint(run_dir / "checkpoints", row["iteration"], params, policy_meta(run, algo, problem, row, obs_stats))
         if not run.json:
             print(f"iter {row['iteration']:3d}  {'accept' if row['accepted'] else 'reject'}  w_r {row['w_r']:8.2g}  "
                   f"value {row['value_new']:10.4g} vs {row['value_best']:10.4g}  policy cost {row['policy_cost_mean']:10.4g}  "
@@ -163,7 +165,7 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig) -> dict[str, Any]:
 
 
 def summarise(run: GPSRunConfig, problem: GPSProblem, result: GPSResult, seconds: float) -> dict[str, Any]:
-    costs = [policy_cost(problem, result.policy, result.params, c) for c in range(len(problem.conditions))]
+    costs = [policy_cost(problem, result.policy, result.params, c, result.features) for c in range(len(problem.conditions))]
     return {
         "env": run.env, "conditions": len(problem.conditions), "horizon": problem.horizon, "iterations": len(result.history),
         "accepted": sum(r["accepted"] for r in result.history), "policy_cost": float(np.mean(costs)),

@@ -91,16 +91,25 @@ def load_checkpoint(path: Path) -> tuple[TrainState, dict[str, Any], Policy, Any
 
 
 def load_gps(ckpt: Path, meta: dict[str, Any]) -> TrainedPolicy:
-    """A Guided Policy Search policy: the network acts on raw observations (no normalisation)."""
+    """A Guided Policy Search policy, with the fixed input standardisation it was trained with
+    (meta "obs_norm": mean, var, clip; absent or null: raw observations)."""
     try:
         spec = EnvSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["env_spec"].items()})
         algo = meta["algo_config"]
         policy = Policy(spec.obs_dim, spec.action_dim, "gaussian", tuple(algo["hidden"]), "softplus", algo["log_std_init"])
-    except (KeyError, TypeError) as exc:
-        raise UserError(f"checkpoint '{ckpt}' has an unreadable meta.json (missing {exc}); it was not written by this policysearch") from exc
+        obs_norm = meta.get("obs_norm")
+        stats = RunningStats.create((spec.obs_dim,))
+        norm = NormConfig(obs=False, reward=False)
+        if obs_norm is not None:
+            mean, var = (np.asarray(obs_norm[k], np.float32) for k in ("mean", "var"))
+            if mean.shape != (spec.obs_dim,) or var.shape != (spec.obs_dim,):
+                raise TypeError(f"obs_norm of size {mean.shape} for obs_dim {spec.obs_dim}")
+            stats = RunningStats(jnp.asarray(mean), jnp.asarray(var), jnp.asarray(1.0, jnp.float32))
+            norm = NormConfig(obs=True, reward=False, clip_obs=float(obs_norm["clip"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"checkpoint '{ckpt}' has an unreadable meta.json ({exc}); it was not written by this policysearch") from exc
     params = load_arrays(ckpt, policy.init(jax.random.PRNGKey(0)))
-    stats = RunningStats.create((spec.obs_dim,))
-    return TrainedPolicy(policy, params, stats, NormConfig(obs=False, reward=False), spec, dict(meta, checkpoint=str(ckpt)))
+    return TrainedPolicy(policy, params, stats, norm, spec, dict(meta, checkpoint=str(ckpt)))
 
 
 def load(path: str | Path) -> TrainedPolicy:

@@ -11,9 +11,9 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from policysearch.algos.gps import GPSConfig, SampleStore, Source, build_sample_set, controller_act, run_gps
+from policysearch.algos.gps import GPSConfig, SampleStore, Source, build_sample_set, controller_act, observation_stats, run_gps, standardized
 from policysearch.algos.gps_objective import SampleSet, accept_or_reject, estimated_return, log_weights, phi
-from policysearch.algos.gps_problems import JaxTaskProblem, arm_reach_conditions
+from policysearch.algos.gps_problems import JaxTaskProblem, arm_reach_conditions, identity
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.errors import UserError
 from policysearch.estimators import self_normalized_estimate
@@ -302,7 +302,8 @@ def test_gps_on_swimmer_beats_the_random_policy() -> None:
 
     problem = MujocoProblem("Swimmer-v5", 150, conditions=3)
     result = run_gps(problem, GPSConfig(iterations=6), seed=0)
-    mean_action = jax.jit(lambda o: result.policy.dist(result.params, o).mean)
+    on_obs = standardized(identity, result.obs_stats)  # the env's observation is features(x)
+    mean_action = jax.jit(lambda o: result.policy.dist(result.params, on_obs(o)).mean)
     rng = np.random.default_rng(0)
 
     def episode(act, seed: int) -> float:
@@ -350,3 +351,43 @@ def test_guiding_covariance_is_bounded_without_changing_the_mean() -> None:
     np.testing.assert_allclose(np.asarray(bounded.cov[1]), np.asarray(ctrl.cov[1]), rtol=1e-4, atol=1e-6)  # inside the bounds: unchanged
     x = jnp.asarray(rng.normal(size=N), jnp.float32)
     np.testing.assert_array_equal(np.asarray(bounded.mean(0, x)), np.asarray(ctrl.mean(0, x)))
+
+
+def test_saved_gps_policy_acts_on_raw_observations_through_its_standardisation(tmp_path) -> None:
+    """The input standardisation GPS fits on the guiding samples travels in the checkpoint:
+    `snapshot.load(...).act(raw obs)` equals the policy's mean on the standardised features, the
+    statistics are those of the samples (against NumPy), and a checkpoint whose statistics do not
+    match the observation size is refused with a UserError."""
+    import json
+
+    from policysearch.checkpoint import find_checkpoint, save_checkpoint
+    from policysearch.envs.systems import TASKS
+    from policysearch.gps_run import GPSRunConfig, policy_meta
+    from policysearch.snapshot import load
+
+    problem = JaxTaskProblem(TASKS["arm-reach-dense"](horizon=20), arm_reach_conditions())
+    rng = np.random.default_rng(0)
+    states = [rng.normal([0.5, 1.0, 0.0, 0.0], [0.3, 2.0, 5.0, 0.1], size=(20, 4)).astype(np.float32) for _ in range(3)]
+    stats = observation_stats(problem.features, states)
+    flat = np.concatenate(states).astype(np.float64)
+    np.testing.assert_allclose(np.asarray(stats.mean), flat.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(stats.var), flat.var(0), rtol=1e-4)
+
+    cfg = GPSConfig(hidden=(8,))
+    policy = Policy(problem.obs_dim, problem.control_dim, "gaussian", cfg.hidden, "softplus", cfg.log_std_init)
+    params = policy.init(jax.random.PRNGKey(1))
+    save_checkpoint(tmp_path / "checkpoints", 1, params, policy_meta(GPSRunConfig(), cfg, problem, {"iteration": 1}, stats))
+    agent = load(tmp_path)
+    x = flat[:7] + rng.normal(0, 3.0, (7, 4))  # some beyond the clip
+    expected = np.clip(np.asarray(policy.dist(params, standardized(problem.features, stats)(jnp.asarray(x, jnp.float32))).mode()),
+                       problem.u_low, problem.u_high)
+    np.testing.assert_allclose(agent.act(x.astype(np.float32)), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(agent.act(x.astype(np.float32)), np.clip(np.asarray(policy.dist(params, jnp.asarray(x, jnp.float32)).mode()),
+                                                                      problem.u_low, problem.u_high), atol=1e-3)
+
+    meta_path = find_checkpoint(tmp_path) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["obs_norm"]["mean"] = meta["obs_norm"]["mean"][:2]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="obs_norm"):
+        load(tmp_path)

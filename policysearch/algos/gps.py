@@ -35,6 +35,7 @@ from policysearch.algos.gps_problems import Act, GPSProblem, identity
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.errors import require, require_positive
 from policysearch.estimators import mixture_prefix_log_probs
+from policysearch.normalize import RunningStats, normalize
 from policysearch.policies import Policy, PolicyParams
 
 
@@ -64,6 +65,11 @@ class GPSConfig:
     """L-BFGS iterations per optimisation of Phi."""
     init_iterations: int = 200
     """L-BFGS iterations of the maximum-likelihood initialisation (line 3)."""
+    normalize_obs: bool = True
+    """Standardise the policy's input by the mean and variance of the guiding samples'
+    observations (fixed after line 2, clipped to +-10 like PPO's, saved with the policy). The
+    walkers' observations mix angles (~0.1) with velocities (~10), which leaves the unscaled fit
+    ill-conditioned for L-BFGS."""
     hidden: tuple[int, ...] = (50,)
     """Hidden widths of the policy network (soft-rectifier units, as in the paper)."""
     log_std_init: float = -0.5
@@ -228,6 +234,28 @@ class GPSResult(NamedTuple):
     ddp_costs: list[float]
     history: list[dict]
     samples: int
+    obs_stats: RunningStats | None
+    """The fixed input standardisation (None: the policy sees the raw observation)."""
+    features: Callable[[jax.Array], jax.Array]
+    """The policy's input for a problem state: problem.features, standardised by obs_stats."""
+
+
+OBS_CLIP = 10.0
+
+
+def observation_stats(features: Callable[[jax.Array], jax.Array], states: list[np.ndarray]) -> RunningStats:
+    """Mean and variance of features(x) over every time step of the given trajectories."""
+    f = np.asarray(features(jnp.asarray(np.concatenate(states))), np.float64)
+    return RunningStats(jnp.asarray(f.mean(0), jnp.float32), jnp.asarray(f.var(0), jnp.float32), jnp.asarray(len(f), jnp.float32))
+
+
+def standardized(features: Callable[[jax.Array], jax.Array], stats: RunningStats | None,
+                 clip: float = OBS_CLIP) -> Callable[[jax.Array], jax.Array]:
+    """x -> clip((features(x) - mean) / sqrt(var + eps), +-clip), the same map `snapshot.load`
+    applies to a raw observation; features itself when stats is None."""
+    if stats is None:
+        return features
+    return lambda x: normalize(stats, features(x), clip)
 
 
 def make_policy(problem: GPSProblem, config: GPSConfig) -> Policy:
@@ -235,9 +263,12 @@ def make_policy(problem: GPSProblem, config: GPSConfig) -> Policy:
     return Policy(problem.obs_dim, problem.control_dim, "gaussian", tuple(config.hidden), "softplus", config.log_std_init)
 
 
-def policy_cost(problem: GPSProblem, policy: Policy, params: PolicyParams, c: int) -> float:
-    """Cost of the policy's mean actions from condition c (one deterministic rollout)."""
-    return -float(jnp.sum(problem.sample(c, policy_act(policy, problem.features, True), params, jax.random.PRNGKey(0), 1)[2]))
+def policy_cost(problem: GPSProblem, policy: Policy, params: PolicyParams, c: int,
+                features: Callable[[jax.Array], jax.Array] | None = None) -> float:
+    """Cost of the policy's mean actions from condition c (one deterministic rollout); the policy
+    sees features(x) (default problem.features)."""
+    act = policy_act(policy, problem.features if features is None else features, True)
+    return -float(jnp.sum(problem.sample(c, act, params, jax.random.PRNGKey(0), 1)[2]))
 
 
 def guiding_controller(problem: GPSProblem, config: GPSConfig, c: int, extra: Any = None) -> tuple[LinearGaussianController, float]:
@@ -248,9 +279,11 @@ def guiding_controller(problem: GPSProblem, config: GPSConfig, c: int, extra: An
 
 
 def run_gps(
-    problem: GPSProblem, config: GPSConfig, seed: int = 0, on_iteration: Callable[[dict, PolicyParams], None] | None = None,
+    problem: GPSProblem, config: GPSConfig, seed: int = 0,
+    on_iteration: Callable[[dict, PolicyParams, RunningStats | None], None] | None = None,
 ) -> GPSResult:
-    """Algorithm 1 over the training conditions of `problem`; on_iteration(row, theta*) after each iteration."""
+    """Algorithm 1 over the training conditions of `problem`; on_iteration(row, theta*, obs_stats)
+    after each iteration."""
     key = jax.random.PRNGKey(seed)
     C = len(problem.conditions)
     policy = make_policy(problem, config)
@@ -271,14 +304,16 @@ def run_gps(
         ddp_costs.append(cost)
         key, sub = jax.random.split(key)
         guiding.add(add_samples(Source(ctrl, None), controller_act, ctrl, [c], config.guiding_samples, sub))
+    obs_stats = observation_stats(problem.features, store.states) if config.normalize_obs else None
+    features = standardized(problem.features, obs_stats)
 
     # line 3: theta* by maximum likelihood on the guiding samples
     key, k_init = jax.random.split(key)
-    init_set = build_sample_set(policy, store, sources, guiding, C, problem.features)
+    init_set = build_sample_set(policy, store, sources, guiding, C, features)
     best = jax.jit(lambda p, s: lbfgs_maximise(lambda q: log_likelihood(q, policy, s), p, config.init_iterations))(policy.init(k_init), init_set)
 
     def add_policy_samples(params: PolicyParams, key: jax.Array) -> int:
-        return add_samples(Source(None, params), policy_act(policy, problem.features), params, list(range(C)), config.policy_samples, key)
+        return add_samples(Source(None, params), policy_act(policy, features), params, list(range(C)), config.policy_samples, key)
 
     # line 4: S from the guiding controllers and pi_theta*
     key, sub = jax.random.split(key)
@@ -286,29 +321,29 @@ def run_gps(
     w_r = jnp.asarray(config.w_r, jnp.float32)
     optimise = jax.jit(lambda p, s, w: lbfgs_maximise(lambda q: phi(q, policy, s, w), p, config.lbfgs_iterations))
     value = jax.jit(lambda p, s: estimated_return(p, policy, s))
-    best_costs = [policy_cost(problem, policy, best, c) for c in range(C)]
+    best_costs = [policy_cost(problem, policy, best, c, features) for c in range(C)]
     initial_cost = float(np.mean(best_costs))
     history: list[dict] = []
     for k in range(1, config.iterations + 1):
         chosen = guiding | set(policy_sources[-config.recent_policies:])  # line 6
-        theta_k = optimise(best, build_sample_set(policy, store, sources, chosen, C, problem.features), w_r)  # line 7
+        theta_k = optimise(best, build_sample_set(policy, store, sources, chosen, C, features), w_r)  # line 7
         key, sub = jax.random.split(key)
         policy_sources.append(add_policy_samples(theta_k, sub))  # line 8
         chosen.add(policy_sources[-1])
         if config.adaptive_guiding:  # line 9
             for c in range(C):
-                extra = (adaptive_cost(policy, problem.features), (theta_k, jnp.asarray(config.adaptive_weight)))
+                extra = (adaptive_cost(policy, features), (theta_k, jnp.asarray(config.adaptive_weight)))
                 ctrl, _ = guiding_controller(problem, config, c, extra)
                 key, sub = jax.random.split(key)
                 j = add_samples(Source(ctrl, None), controller_act, ctrl, [c], config.guiding_samples, sub)
                 guiding.add(j)
                 chosen.add(j)
-        s_k = build_sample_set(policy, store, sources, chosen, C, problem.features)
+        s_k = build_sample_set(policy, store, sources, chosen, C, features)
         v_new, v_best = float(value(theta_k, s_k)), float(value(best, s_k))  # line 10
         accepted, w_r = accept_or_reject(w_r, jnp.asarray(v_new), jnp.asarray(v_best), config.w_r_factor, config.w_r_min, config.w_r_max)
         if bool(accepted):  # lines 11-13
             best = theta_k
-            best_costs = [policy_cost(problem, policy, best, c) for c in range(C)]
+            best_costs = [policy_cost(problem, policy, best, c, features) for c in range(C)]
         elif config.resample_best:  # line 16
             key, sub = jax.random.split(key)
             policy_sources.append(add_policy_samples(best, sub))
@@ -319,8 +354,8 @@ def run_gps(
         }
         history.append(row)
         if on_iteration is not None:
-            on_iteration(row, best)
-    return GPSResult(best, policy, controllers, ddp_costs, history, len(store))
+            on_iteration(row, best, obs_stats)
+    return GPSResult(best, policy, controllers, ddp_costs, history, len(store), obs_stats, features)
 
 
 __all__ = ["GPSConfig", "GPSResult", "SampleStore", "Source", "build_sample_set", "lbfgs_maximise", "run_gps"]
