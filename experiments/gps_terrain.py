@@ -4,6 +4,10 @@ Figure 4), on policysearch/Walker2dTerrain-v0.
 1. GPS trains one policy on the training terrains (seeds 0-3, one DDP controller each). As in the
    paper, DDP starts from an example motion (--example-policy: a trained policysearch run, here a
    PPO walker trained on flat Walker2d-v5; its rollout on each training terrain is iLQR's start).
+   The defaults are the settings measured to work (README, "GPS on unseen terrain"): narrow
+   guiding noise (temperature 1e-4, gain regulariser 100; wider noise makes the guiding samples
+   fall) and adaptive guiding samples (line 9), which pull the DDP solutions toward what the
+   policy can reproduce.
 2. PPO and TRPO train on the same terrains (policysearch/Walker2dTerrains-v0 draws one per
    episode) with `--rl-factor` times GPS's count of real sampled steps.
 3. On every test terrain (seeds 100-103, never trained on), from the default start, each method
@@ -12,7 +16,8 @@ Figure 4), on policysearch/Walker2dTerrain-v0.
    TRPO policy, and the example policy alone.
 Writes OUT/terrain.png (torso paths over each terrain profile, mean reward in brackets),
 OUT/results.json ({"method": {"success_rate", "return_mean", ...}}) and prints the table.
-Success is no fall (termination) before the test horizon.
+Success is no fall (termination) before the test horizon. `--gps-from` and `--rl-from` reuse the
+trained runs of an earlier OUT, to evaluate them again at another `--test-horizon`.
 
     policysearch train ppo --env Walker2d-v5 --total-steps 1000000 --run-dir runs/ppo-walker   # the example
     python experiments/gps_terrain.py --example-policy runs/ppo-walker --out runs/gps-terrain
@@ -62,12 +67,17 @@ def train_rl(algo: str, steps: int, out: Path, seed: int) -> tuple[Path, float]:
     return out / algo.lower(), time.perf_counter() - t0
 
 
-def example_steps(run_dir: Path) -> int:
-    """Real steps the example policy was trained with (the last row of its metrics.csv)."""
+def trained_steps(run_dir: Path) -> int:
+    """Real steps a policysearch run was trained with (the last row of its metrics.csv)."""
     import csv
 
     with open(run_dir / "metrics.csv") as f:
         return int(list(csv.DictReader(f))[-1]["step"])
+
+
+def earlier_seconds(out: Path, method: str) -> float:
+    """Training wall time of a method in an earlier experiment's results.json."""
+    return json.loads((out / "results.json").read_text())["table"][method]["seconds"]
 
 
 def main() -> None:
@@ -79,37 +89,53 @@ def main() -> None:
     p.add_argument("--target-velocity", type=float, default=2.5, help="forward velocity of the locomotion cost (m/s)")
     p.add_argument("--gps-iterations", type=int, default=6)
     p.add_argument("--ilqr-iterations", type=int, default=50)
-    p.add_argument("--guiding-temperature", type=float, default=0.01)
+    p.add_argument("--guiding-temperature", type=float, default=1e-4)
     p.add_argument("--guiding-samples", type=int, default=20)
+    p.add_argument("--guiding-gain-reg", type=float, default=100.0, help="rho of the guiding gains (GPSConfig.guiding_gain_reg)")
     p.add_argument("--rl-factor", type=float, default=10.0, help="PPO/TRPO get this many times GPS's real samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-rl", action="store_true", help="leave out PPO and TRPO")
+    p.add_argument("--adaptive-guiding", action=argparse.BooleanOptionalAction, default=True, help="line 9: re-optimise DDP toward the policy")
+    p.add_argument("--gps-from", default="", help="reuse the GPS run of an earlier --out (DIR/gps) instead of training it")
+    p.add_argument("--rl-from", default="", help="reuse the PPO and TRPO runs of an earlier --out (DIR/ppo, DIR/trpo) instead of training them")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     test_horizon = args.test_horizon or args.horizon
 
-    t0 = time.perf_counter()
-    run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=args.seed, run_dir=str(out / "gps"), overwrite=True,
-                       eval_episodes=0, example_policy=args.example_policy, target_velocity=args.target_velocity)
-    summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
-                                           guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples))
-    gps_seconds = time.perf_counter() - t0
-    agent = load(out / "gps")
-    controllers = {s: LinearGaussianController.load(out / "gps" / "controllers" / f"condition_{i}")[0] for i, s in enumerate(TRAIN_TERRAINS)}
+    if args.gps_from:  # evaluate an earlier experiment's GPS run again (another --test-horizon)
+        gps_dir = Path(args.gps_from) / "gps"
+        summary = json.loads((gps_dir / "summary.json").read_text())
+        gps_seconds = earlier_seconds(Path(args.gps_from), "GPS")
+    else:
+        t0 = time.perf_counter()
+        gps_dir = out / "gps"
+        run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=args.seed, run_dir=str(gps_dir), overwrite=True,
+                           eval_episodes=0, example_policy=args.example_policy, target_velocity=args.target_velocity)
+        summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
+                                           guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples,
+                                           guiding_gain_reg=args.guiding_gain_reg, adaptive_guiding=args.adaptive_guiding))
+        gps_seconds = time.perf_counter() - t0
+    agent = load(gps_dir)
+    controllers = {s: LinearGaussianController.load(gps_dir / "controllers" / f"condition_{i}")[0] for i, s in enumerate(TRAIN_TERRAINS)}
     cost = {"GPS": {"real_steps": summary["real_steps"], "seconds": gps_seconds}, "DDP": {"real_steps": 0, "seconds": None}}
     policies = {"GPS": lambda t, obs, x: agent.act(obs)}
     if args.example_policy:
         example = load(args.example_policy)
         policies["example"] = lambda t, obs, x: example.act(obs)
-        cost["example"] = {"real_steps": example_steps(Path(args.example_policy)), "seconds": None, "env": example.spec.env_id}
+        cost["example"] = {"real_steps": trained_steps(Path(args.example_policy)), "seconds": None, "env": example.spec.env_id}
     if not args.skip_rl:
         steps = int(args.rl_factor * summary["real_steps"])
         for algo in ("ppo", "trpo"):
-            run_dir, seconds = train_rl(algo, steps, out, args.seed)
+            if args.rl_from:
+                run_dir, seconds = Path(args.rl_from) / algo, earlier_seconds(Path(args.rl_from), algo.upper())
+            else:
+                run_dir, seconds = train_rl(algo, steps, out, args.seed)
+            if trained_steps(run_dir) < steps:
+                raise SystemExit(f"{run_dir} was trained for {trained_steps(run_dir)} steps, below --rl-factor x GPS = {steps}; train it afresh (leave out --rl-from)")
             rl_agent = load(run_dir)
             policies[algo.upper()] = lambda t, obs, x, a=rl_agent: a.act(obs)
-            cost[algo.upper()] = {"real_steps": steps, "seconds": seconds}
+            cost[algo.upper()] = {"real_steps": trained_steps(run_dir), "seconds": seconds}
 
     results: dict[str, dict] = {m: {"episodes": []} for m in policies} | {"DDP": {"episodes": []}}
     for seed in TEST_TERRAINS:
