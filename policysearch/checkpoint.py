@@ -23,7 +23,7 @@ from safetensors.numpy import load_file, save_file
 
 from policysearch.errors import UserError
 
-ARRAYS, META = "arrays.safetensors", "meta.json"
+ARRAYS, META, EXTRA = "arrays.safetensors", "meta.json", "state.safetensors"
 
 
 def _flatten(tree: Any) -> dict[str, np.ndarray]:
@@ -38,14 +38,18 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(root: Path, step: int, tree: Any, meta: dict[str, Any], keep: int = 3) -> Path:
-    """Write `tree` and `meta` atomically as root/step_<step>; keep the newest `keep` checkpoints."""
+def save_checkpoint(root: Path, step: int, tree: Any, meta: dict[str, Any], keep: int = 3,
+                    extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write `tree`, `meta` and optionally `extra` (named arrays of an algorithm's own state,
+    read back by `load_extra`) atomically as root/step_<step>; keep the newest `keep` checkpoints."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:012d}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
         arrays = {k: np.array(v, order="C") for k, v in _flatten(tree).items()}
         save_file(arrays, str(tmp / ARRAYS))
+        if extra is not None:
+            save_file(extra, str(tmp / EXTRA))
         with open(tmp / META, "w") as f:
             json.dump(dict(meta, step=step), f, indent=2)
             f.flush()
@@ -85,6 +89,14 @@ def read_meta(ckpt: Path) -> dict[str, Any]:
             return json.load(f)
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"checkpoint '{ckpt}' is corrupt ({META}: {exc}); resume from an earlier step_* directory") from exc
+
+
+def load_extra(ckpt: Path) -> dict[str, np.ndarray]:
+    """The named arrays `save_checkpoint(..., extra=...)` wrote into checkpoint `ckpt`."""
+    try:
+        return load_file(str(ckpt / EXTRA))
+    except (OSError, SafetensorError, ValueError) as exc:
+        raise UserError(f"checkpoint '{ckpt}' has no readable {EXTRA} ({exc}): it cannot be resumed; resume from an earlier step_* directory or start a new run") from exc
 
 
 def load_arrays(ckpt: Path, template: Any) -> Any:

@@ -81,8 +81,9 @@ def _train_args_type(algo: str) -> type:
     )
 
 
-def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
-    """On --resume DIR, the run's saved config becomes the default of every flag."""
+def _resume_defaults(argv: Sequence[str], algo: str, args_type: type, run_cls: type | None = None, config_cls: type | None = None) -> Any:
+    """On --resume DIR, the run's saved config becomes the default of every flag (run_cls and
+    config_cls: the run's config classes, by default RunConfig and the algorithm's)."""
     from policysearch.checkpoint import find_checkpoint, read_meta
     from policysearch.snapshot import config_from_dict
     from policysearch.train import RunConfig
@@ -95,8 +96,9 @@ def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
     meta = read_meta(find_checkpoint(Path(resume)))
     if meta.get("algo") != algo:
         raise UserError(f"'{resume}' holds a {meta.get('algo')} run; resume it with `policysearch train {meta.get('algo')} --resume {resume}`")
-    config_cls, _ = ALGORITHMS[algo]
-    run = dataclasses.replace(config_from_dict(RunConfig, meta["run"]), run_dir=resume)
+    run_cls = run_cls or RunConfig
+    config_cls = config_cls or ALGORITHMS[algo][0]
+    run = dataclasses.replace(config_from_dict(run_cls, meta["run"]), run_dir=resume)
     return args_type(run, config_from_dict(config_cls, meta["algo_config"]), resume)
 
 
@@ -109,11 +111,14 @@ def cmd_train_gps(argv: Sequence[str]) -> int:
         [
             ("run", Annotated[GPSRunConfig, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=GPSRunConfig)),
             ("algo", Annotated[GPSConfig, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=GPSConfig)),
+            ("resume", Annotated[str, tyro.conf.arg(help="continue the run in this directory from its last completed iteration "
+                                                         "(pass a larger --iterations to extend it)")], ""),
         ],
         frozen=True,
     )
-    args = tyro.cli(args_type, args=list(argv), prog="policysearch train gps")
-    summary = train_gps(args.run, args.algo)
+    default = _resume_defaults(argv, "gps", args_type, GPSRunConfig, GPSConfig)
+    args = tyro.cli(args_type, args=list(argv), default=default, prog="policysearch train gps")
+    summary = train_gps(args.run, args.algo, args.resume)
     if args.run.json:
         print(json.dumps(summary))
     else:
@@ -127,8 +132,6 @@ def cmd_train(argv: Sequence[str]) -> int:
     from policysearch.train import train
 
     if argv and argv[0] == "gps":
-        if "--resume" in argv or any(a.startswith("--resume=") for a in argv):
-            raise UserError("GPS runs cannot be resumed (the sample set is not checkpointed): start a new run; the policy of every iteration is in RUN_DIR/checkpoints")
         return cmd_train_gps(argv[1:])
     if not argv or argv[0] not in ALGORITHMS:
         given = argv[0] if argv else "nothing"

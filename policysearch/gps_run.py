@@ -2,8 +2,10 @@
 `algos.gps`: problem construction, run folder, metrics, checkpoint, plot, evaluation).
 
 The run folder holds config.json, metrics.csv (one row per iteration of Algorithm 1), the policy
-as a checkpoint after every iteration (safetensors + JSON, atomic; `policysearch eval` loads it),
-the guiding controllers, learning_curve.png (policy and DDP cost per iteration) and summary.json.
+as a checkpoint after every iteration (safetensors + JSON, atomic; `policysearch eval` loads it)
+together with the whole state of Algorithm 1 (`algos.gps_state`; `--resume RUN_DIR` continues from
+the last completed iteration), the guiding controllers, learning_curve.png (policy and DDP cost per
+iteration) and summary.json.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from policysearch.algos.gps import OBS_CLIP, GPSConfig, GPSResult, policy_cost, run_gps
 from policysearch.algos.gps_problems import GPSProblem, JaxTaskProblem, MujocoProblem, arm_reach_conditions
-from policysearch.checkpoint import list_checkpoints, save_checkpoint, write_json_atomic
+from policysearch.algos.gps_state import GPSState, state_from_checkpoint, state_to_checkpoint
+from policysearch.checkpoint import find_checkpoint, list_checkpoints, load_extra, read_meta, save_checkpoint, write_json_atomic
 from policysearch.envs.systems import TASKS
 from policysearch.errors import UserError, require, require_positive
+from policysearch.snapshot import config_from_dict
 
 MUJOCO_TASKS = ("Swimmer", "Hopper", "Walker2d", "Walker2dTerrain")
 FORMAT_VERSION = 1
@@ -119,35 +124,67 @@ def policy_meta(run: GPSRunConfig, algo: GPSConfig, problem: GPSProblem, row: di
     and where it came from."""
     lo, hi = (tuple(float(v) for v in a) for a in (problem.u_low, problem.u_high))
     norm = None if obs_stats is None else {"mean": np.asarray(obs_stats.mean).tolist(), "var": np.asarray(obs_stats.var).tolist(), "clip": OBS_CLIP}
-    return {"obs_norm": norm, 
-        "format": FORMAT_VERSION, "algo": "gps", "env": run.env, "iteration": row.get("iteration", 0),
+    return {
+        "format": FORMAT_VERSION, "obs_norm": norm, "algo": "gps", "env": run.env, "iteration": row.get("iteration", 0),
         "env_spec": {"env_id": run.env, "obs_dim": problem.obs_dim, "action_kind": "gaussian", "action_dim": problem.control_dim,
                      "action_low": lo, "action_high": hi},
         "run": dataclasses.asdict(run), "algo_config": dataclasses.asdict(algo),
     }
 
 
-def train_gps(run: GPSRunConfig, algo: GPSConfig) -> dict[str, Any]:
-    """Run Algorithm 1, keep everything in the run folder, and return the summary."""
+def resumed_state(resume: Path, run: GPSRunConfig, problem: GPSProblem, algo: GPSConfig) -> tuple[GPSState, float]:
+    """The GPS state of the last checkpoint in `resume` and the wall time it had taken, or a
+    UserError naming what does not match."""
+    from policysearch.algos.gps import make_policy
+
+    ckpt = find_checkpoint(resume)
+    meta = read_meta(ckpt)
+    require(meta.get("algo") == "gps", f"'{resume}' holds a {meta.get('algo')} run; resume it with `policysearch train {meta.get('algo')} --resume {resume}`")
+    require("gps_state" in meta, f"'{ckpt}' holds no GPS state (written before GPS runs could be resumed); start a new run")
+    require(meta["run"]["env"] == run.env, f"'{resume}' was trained on {meta['run']['env']}, not {run.env}; pass --env {meta['run']['env']} or start a new run")
+    saved = config_from_dict(GPSConfig, meta["algo_config"])
+    fixed = [f.name for f in dataclasses.fields(GPSConfig) if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(algo, f.name)]
+    require(not fixed, f"'{resume}' was trained with other {', '.join('--' + n.replace('_', '-') for n in fixed)}; "
+                       f"only {', '.join('--' + n.replace('_', '-') for n in RESUMABLE_CHANGES)} may change on --resume")
+    state = state_from_checkpoint(load_extra(ckpt), meta["gps_state"], make_policy(problem, algo).init(jax.random.PRNGKey(0)))
+    return state, float(meta.get("wall_time", 0.0))
+
+
+RESUMABLE_CHANGES = ("iterations",)
+"""GPS settings a resumed run may change (more iterations continue it); any other change would
+make the saved sample set and policies inconsistent with the run."""
+
+
+def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str = "") -> dict[str, Any]:
+    """Run Algorithm 1 (or continue the run in `resume` from its last completed iteration), keep
+    everything in the run folder, and return the summary."""
     from policysearch.logging import MetricsLogger
 
     problem = make_problem(run)
-    run_dir = _prepare_run_dir(run)
+    state, elapsed = None, 0.0
+    if resume:
+        state, elapsed = resumed_state(Path(resume), run, problem, algo)
+        run = dataclasses.replace(run, run_dir=resume)
+        run_dir = Path(resume)
+    else:
+        run_dir = _prepare_run_dir(run)
     write_json_atomic(run_dir / "config.json", {"algo": "gps", "run": dataclasses.asdict(run), "algo_config": dataclasses.asdict(algo)})
-    logger = MetricsLogger(run_dir)
-    t0 = time.perf_counter()
     horizon = problem.horizon
+    logger = MetricsLogger(run_dir, resume_step=len(state.store) * horizon if state is not None else None)
+    t0 = time.perf_counter() - elapsed
 
-    def on_iteration(row: dict[str, Any], params: Any, obs_stats: Any) -> None:
+    def on_iteration(row: dict[str, Any], state: GPSState) -> None:
         row = dict(row, step=row["samples"] * horizon, wall_time=time.perf_counter() - t0)
         logger.log(row)
-        save_checkpoint(run_dir / "checkpoints", row["iteration"], params, policy_meta(run, algo, problem, row, obs_stats))
+        arrays, state_meta = state_to_checkpoint(state)
+        meta = dict(policy_meta(run, algo, problem, row, state.obs_stats), gps_state=state_meta, wall_time=row["wall_time"])
+        save_checkpoint(run_dir / "checkpoints", row["iteration"], state.best, meta, extra=arrays)
         if not run.json:
             print(f"iter {row['iteration']:3d}  {'accept' if row['accepted'] else 'reject'}  w_r {row['w_r']:8.2g}  "
                   f"value {row['value_new']:10.4g} vs {row['value_best']:10.4g}  policy cost {row['policy_cost_mean']:10.4g}  "
                   f"DDP {row['ddp_cost_mean']:10.4g}  samples {row['samples']}  ({row['wall_time']:.0f} s)", flush=True)
 
-    result = run_gps(problem, algo, run.seed, on_iteration=on_iteration)
+    result = run_gps(problem, algo, run.seed, on_iteration=on_iteration, state=state)
     logger.close()
     seconds = time.perf_counter() - t0
     for c, ctrl in enumerate(result.controllers):

@@ -1,8 +1,9 @@
 """Guided Policy Search: the objective Phi against direct float64 computations and finite
 differences, the sample set's mixture proposal, the w_r schedule, and (slow) Algorithm 1 end to
 end on the 2-link arm."""
-
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -236,7 +237,8 @@ def test_mujoco_features_are_the_env_observation(env_id: str) -> None:
 
 def test_cli_train_gps_writes_the_run_and_eval_reads_it(tmp_path) -> None:
     """`policysearch train gps` on a short arm task: metrics, a checkpoint per iteration, the
-    controllers, the plot and the summary; `policysearch eval` scores the saved policy."""
+    controllers, the plot and the summary; `policysearch eval` scores the saved policy; `--resume`
+    extends the run by an iteration and refuses a changed setting."""
     import json
     import subprocess
     import sys
@@ -257,6 +259,14 @@ def test_cli_train_gps_writes_the_run_and_eval_reads_it(tmp_path) -> None:
     assert json.loads(ev.stdout)["cost_mean"] == pytest.approx(summary["policy_cost"], rel=1e-4)
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "--overwrite" in again.stderr
+    more = subprocess.run([sys.executable, "-m", "policysearch.cli", "train", "gps", "--resume", str(run_dir), "--iterations", "3", "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert more.returncode == 0, more.stderr
+    resumed = json.loads(more.stdout.strip().splitlines()[-1])
+    assert resumed["iterations"] == 3 and resumed["horizon"] == 30 and resumed["conditions"] == 2 and resumed["samples"] > summary["samples"]
+    changed = subprocess.run([sys.executable, "-m", "policysearch.cli", "train", "gps", "--resume", str(run_dir), "--iterations", "4",
+                              "--w-r", "0.5"], capture_output=True, text=True, timeout=600)
+    assert changed.returncode == 2 and "--w-r" in changed.stderr and "Traceback" not in changed.stderr
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -391,3 +401,45 @@ def test_saved_gps_policy_acts_on_raw_observations_through_its_standardisation(t
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(UserError, match="obs_norm"):
         load(tmp_path)
+
+
+def test_resumed_gps_run_continues_exactly_like_an_uninterrupted_one(tmp_path) -> None:
+    """`train gps --resume`: 2 iterations, then resumed to 3, give the same policy, history and
+    metrics.csv rows (all but wall time) as 3 iterations in one go, with adaptive guiding samples
+    so that controllers and policies both enter the saved mixture q. A change of a setting other
+    than --iterations is refused, and so is a run dir holding another algorithm's run."""
+    import csv
+
+    from policysearch.gps_run import GPSRunConfig, train_gps
+    from policysearch.snapshot import load
+
+    algo = GPSConfig(iterations=3, adaptive_guiding=True, lbfgs_iterations=10, init_iterations=20, ilqr_iterations=30,
+                     guiding_samples=6, policy_samples=3)
+    run = GPSRunConfig(env="arm-reach-dense", horizon=20, conditions=2, json=True)
+    whole = train_gps(dataclasses.replace(run, run_dir=str(tmp_path / "whole")), algo)
+    part = dataclasses.replace(run, run_dir=str(tmp_path / "part"))
+    train_gps(part, dataclasses.replace(algo, iterations=2))
+    with pytest.raises(UserError, match="--hidden"):
+        train_gps(part, dataclasses.replace(algo, hidden=(7,)), resume=part.run_dir)
+    resumed = train_gps(part, algo, resume=part.run_dir)
+
+    assert resumed["samples"] == whole["samples"] and resumed["iterations"] == 3
+    assert resumed["policy_cost"] == pytest.approx(whole["policy_cost"], rel=1e-6)
+    a, b = load(tmp_path / "whole"), load(tmp_path / "part")
+    x = np.asarray(arm_reach_conditions()[:2])
+    np.testing.assert_allclose(a.act(x), b.act(x), rtol=1e-6, atol=1e-7)
+
+    def rows(name: str) -> list[dict]:
+        with open(tmp_path / name / "metrics.csv") as f:
+            return [{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(f)]
+
+    assert len(rows("part")) == 3 and rows("part") == rows("whole")
+
+
+def test_gps_resume_of_another_run_is_refused(tmp_path) -> None:
+    from policysearch.checkpoint import save_checkpoint
+    from policysearch.gps_run import GPSRunConfig, train_gps
+
+    save_checkpoint(tmp_path / "checkpoints", 1, {"w": np.zeros(2, np.float32)}, {"format": 1, "algo": "ppo"})
+    with pytest.raises(UserError, match="ppo"):
+        train_gps(GPSRunConfig(), GPSConfig(), resume=str(tmp_path))

@@ -21,7 +21,7 @@ the objective is `gps_objective`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, NamedTuple
 
@@ -32,6 +32,7 @@ import optax
 
 from policysearch.algos.gps_objective import SampleSet, accept_or_reject, estimated_return, log_likelihood, phi, policy_step_log_probs
 from policysearch.algos.gps_problems import Act, GPSProblem, identity
+from policysearch.algos.gps_state import GPSState, SampleStore, Source
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.errors import require, require_positive
 from policysearch.estimators import mixture_prefix_log_probs
@@ -106,13 +107,6 @@ class GPSConfig:
         require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), f"--hidden needs positive widths, got {self.hidden}")
 
 
-class Source(NamedTuple):
-    """A distribution that produced samples: a guiding controller or a policy."""
-
-    controller: LinearGaussianController | None
-    params: PolicyParams | None
-
-
 def controller_act(ctrl: LinearGaussianController, t: jax.Array, x: jax.Array, key: jax.Array) -> jax.Array:
     """u ~ pi_G(u | x_t) = N(g(x_t), Sigma_t)."""
     return ctrl.sample(key, t, x)
@@ -137,32 +131,6 @@ def adaptive_cost(policy: Policy, features: Callable[[jax.Array], jax.Array]) ->
         return -weight * policy.dist(params, features(x)).log_prob(u)
 
     return cost
-
-
-@dataclass
-class SampleStore:
-    """S: every trajectory with its condition and the index of the source that drew it."""
-
-    states: list[np.ndarray] = field(default_factory=list)
-    actions: list[np.ndarray] = field(default_factory=list)
-    rewards: list[np.ndarray] = field(default_factory=list)
-    condition: list[int] = field(default_factory=list)
-    source: list[int] = field(default_factory=list)
-
-    def add(self, rollouts: tuple[Any, Any, Any], condition: int, source: int) -> None:
-        states, actions, rewards = (np.asarray(a) for a in rollouts)
-        for i in range(states.shape[0]):
-            self.states.append(states[i])
-            self.actions.append(actions[i])
-            self.rewards.append(rewards[i])
-            self.condition.append(condition)
-            self.source.append(source)
-
-    def select(self, condition: int, sources: set[int]) -> list[int]:
-        return [i for i, (c, s) in enumerate(zip(self.condition, self.source)) if c == condition and s in sources]
-
-    def __len__(self) -> int:
-        return len(self.source)
 
 
 def step_log_probs(policy: Policy, source: Source, states: jax.Array, obs: jax.Array, actions: jax.Array) -> jax.Array:
@@ -278,84 +246,116 @@ def guiding_controller(problem: GPSProblem, config: GPSConfig, c: int, extra: An
     return ctrl.with_std_bounds(config.guiding_min_std * half_range, config.guiding_max_std * half_range), cost
 
 
-def run_gps(
-    problem: GPSProblem, config: GPSConfig, seed: int = 0,
-    on_iteration: Callable[[dict, PolicyParams, RunningStats | None], None] | None = None,
-) -> GPSResult:
-    """Algorithm 1 over the training conditions of `problem`; on_iteration(row, theta*, obs_stats)
-    after each iteration."""
+def add_samples(problem: GPSProblem, state: GPSState, source: Source, act: Act, args: Any, conditions: list[int], count: int,
+                key: jax.Array) -> int:
+    """Draw `count` samples of a new source at each condition into S; the source's index."""
+    state.sources.append(source)
+    for c in conditions:
+        key, sub = jax.random.split(key)
+        state.store.add(problem.sample(c, act, args, sub, count), c, len(state.sources) - 1)
+    return len(state.sources) - 1
+
+
+def add_policy_samples(problem: GPSProblem, config: GPSConfig, policy: Policy, features: Callable, state: GPSState,
+                       params: PolicyParams, key: jax.Array) -> int:
+    conditions = list(range(len(problem.conditions)))
+    return add_samples(problem, state, Source(None, params), policy_act(policy, features), params, conditions, config.policy_samples, key)
+
+
+@lru_cache(maxsize=None)
+def _optimisers(policy: Policy, lbfgs_iterations: int, init_iterations: int) -> tuple[Callable, Callable, Callable]:
+    """(fit by maximum likelihood, maximise Phi, estimated value), jitted once per policy and budget."""
+    fit = jax.jit(lambda p, s: lbfgs_maximise(lambda q: log_likelihood(q, policy, s), p, init_iterations))
+    optimise = jax.jit(lambda p, s, w: lbfgs_maximise(lambda q: phi(q, policy, s, w), p, lbfgs_iterations))
+    value = jax.jit(lambda p, s: estimated_return(p, policy, s))
+    return fit, optimise, value
+
+
+def init_gps(problem: GPSProblem, config: GPSConfig, policy: Policy, seed: int) -> GPSState:
+    """Lines 1-4: DDP solutions and their guiding samples, the input standardisation, theta* by
+    maximum likelihood, and the first samples of pi_theta*."""
     key = jax.random.PRNGKey(seed)
     C = len(problem.conditions)
-    policy = make_policy(problem, config)
-    store, sources = SampleStore(), []
-
-    def add_samples(source: Source, act: Act, args: Any, conditions: list[int], count: int, key: jax.Array) -> int:
-        sources.append(source)
-        for c in conditions:
-            key, sub = jax.random.split(key)
-            store.add(problem.sample(c, act, args, sub, count), c, len(sources) - 1)
-        return len(sources) - 1
-
-    # lines 1-2: DDP solutions and guiding samples
-    controllers, ddp_costs, guiding = [], [], set()
-    for c in range(C):
+    state = GPSState(0, key, config.w_r, None, [], 0.0, SampleStore(), [], set(), [], [], [], None, problem.warm_starts)
+    for c in range(C):  # lines 1-2
         ctrl, cost = guiding_controller(problem, config, c)
-        controllers.append(ctrl)
-        ddp_costs.append(cost)
+        state.ddp_costs.append(cost)
         key, sub = jax.random.split(key)
-        guiding.add(add_samples(Source(ctrl, None), controller_act, ctrl, [c], config.guiding_samples, sub))
-    obs_stats = observation_stats(problem.features, store.states) if config.normalize_obs else None
-    features = standardized(problem.features, obs_stats)
+        j = add_samples(problem, state, Source(ctrl, None), controller_act, ctrl, [c], config.guiding_samples, sub)
+        state.guiding.add(j)
+        state.ddp_sources.append(j)
+    state.obs_stats = observation_stats(problem.features, state.store.states) if config.normalize_obs else None
+    features = standardized(problem.features, state.obs_stats)
+    fit, _, _ = _optimisers(policy, config.lbfgs_iterations, config.init_iterations)
+    key, k_init = jax.random.split(key)  # line 3
+    state.best = fit(policy.init(k_init), build_sample_set(policy, state.store, state.sources, state.guiding, C, features))
+    key, sub = jax.random.split(key)  # line 4
+    state.policy_sources.append(add_policy_samples(problem, config, policy, features, state, state.best, sub))
+    state.best_costs = [policy_cost(problem, policy, state.best, c, features) for c in range(C)]
+    state.initial_cost = float(np.mean(state.best_costs))
+    state.key = key
+    return state
 
-    # line 3: theta* by maximum likelihood on the guiding samples
-    key, k_init = jax.random.split(key)
-    init_set = build_sample_set(policy, store, sources, guiding, C, features)
-    best = jax.jit(lambda p, s: lbfgs_maximise(lambda q: log_likelihood(q, policy, s), p, config.init_iterations))(policy.init(k_init), init_set)
 
-    def add_policy_samples(params: PolicyParams, key: jax.Array) -> int:
-        return add_samples(Source(None, params), policy_act(policy, features), params, list(range(C)), config.policy_samples, key)
-
-    # line 4: S from the guiding controllers and pi_theta*
+def gps_iteration(problem: GPSProblem, config: GPSConfig, policy: Policy, state: GPSState) -> dict:
+    """Lines 6-17, once: theta_k from Phi on S_k, its samples, optionally adaptive guiding
+    samples, and the importance-sampled accept/reject of theta_k against theta*. Updates state
+    and returns the iteration's row."""
+    C, key, k = len(problem.conditions), state.key, state.iteration + 1
+    features = standardized(problem.features, state.obs_stats)
+    _, optimise, value = _optimisers(policy, config.lbfgs_iterations, config.init_iterations)
+    w_r = jnp.asarray(state.w_r, jnp.float32)
+    chosen = state.guiding | set(state.policy_sources[-config.recent_policies:])  # line 6
+    theta_k = optimise(state.best, build_sample_set(policy, state.store, state.sources, chosen, C, features), w_r)  # line 7
     key, sub = jax.random.split(key)
-    policy_sources = [add_policy_samples(best, sub)]
-    w_r = jnp.asarray(config.w_r, jnp.float32)
-    optimise = jax.jit(lambda p, s, w: lbfgs_maximise(lambda q: phi(q, policy, s, w), p, config.lbfgs_iterations))
-    value = jax.jit(lambda p, s: estimated_return(p, policy, s))
-    best_costs = [policy_cost(problem, policy, best, c, features) for c in range(C)]
-    initial_cost = float(np.mean(best_costs))
-    history: list[dict] = []
-    for k in range(1, config.iterations + 1):
-        chosen = guiding | set(policy_sources[-config.recent_policies:])  # line 6
-        theta_k = optimise(best, build_sample_set(policy, store, sources, chosen, C, features), w_r)  # line 7
-        key, sub = jax.random.split(key)
-        policy_sources.append(add_policy_samples(theta_k, sub))  # line 8
-        chosen.add(policy_sources[-1])
-        if config.adaptive_guiding:  # line 9
-            for c in range(C):
-                extra = (adaptive_cost(policy, features), (theta_k, jnp.asarray(config.adaptive_weight)))
-                ctrl, _ = guiding_controller(problem, config, c, extra)
-                key, sub = jax.random.split(key)
-                j = add_samples(Source(ctrl, None), controller_act, ctrl, [c], config.guiding_samples, sub)
-                guiding.add(j)
-                chosen.add(j)
-        s_k = build_sample_set(policy, store, sources, chosen, C, features)
-        v_new, v_best = float(value(theta_k, s_k)), float(value(best, s_k))  # line 10
-        accepted, w_r = accept_or_reject(w_r, jnp.asarray(v_new), jnp.asarray(v_best), config.w_r_factor, config.w_r_min, config.w_r_max)
-        if bool(accepted):  # lines 11-13
-            best = theta_k
-            best_costs = [policy_cost(problem, policy, best, c, features) for c in range(C)]
-        elif config.resample_best:  # line 16
+    state.policy_sources.append(add_policy_samples(problem, config, policy, features, state, theta_k, sub))  # line 8
+    chosen.add(state.policy_sources[-1])
+    if config.adaptive_guiding:  # line 9
+        for c in range(C):
+            extra = (adaptive_cost(policy, features), (theta_k, jnp.asarray(config.adaptive_weight)))
+            ctrl, _ = guiding_controller(problem, config, c, extra)
             key, sub = jax.random.split(key)
-            policy_sources.append(add_policy_samples(best, sub))
-        row = {
-            "iteration": k, "accepted": bool(accepted), "w_r": float(w_r), "value_new": v_new, "value_best": v_best,
-            "policy_cost_mean": float(np.mean(best_costs)), "ddp_cost_mean": float(np.mean(ddp_costs)), "samples": len(store),
-            "policy_cost_initial": initial_cost,
-        }
-        history.append(row)
+            j = add_samples(problem, state, Source(ctrl, None), controller_act, ctrl, [c], config.guiding_samples, sub)
+            state.guiding.add(j)
+            chosen.add(j)
+    s_k = build_sample_set(policy, state.store, state.sources, chosen, C, features)
+    v_new, v_best = float(value(theta_k, s_k)), float(value(state.best, s_k))  # line 10
+    accepted, w_r = accept_or_reject(w_r, jnp.asarray(v_new), jnp.asarray(v_best), config.w_r_factor, config.w_r_min, config.w_r_max)
+    if bool(accepted):  # lines 11-13
+        state.best = theta_k
+        state.best_costs = [policy_cost(problem, policy, state.best, c, features) for c in range(C)]
+    elif config.resample_best:  # line 16
+        key, sub = jax.random.split(key)
+        state.policy_sources.append(add_policy_samples(problem, config, policy, features, state, state.best, sub))
+    row = {
+        "iteration": k, "accepted": bool(accepted), "w_r": float(w_r), "value_new": v_new, "value_best": v_best,
+        "policy_cost_mean": float(np.mean(state.best_costs)), "ddp_cost_mean": float(np.mean(state.ddp_costs)),
+        "samples": len(state.store), "policy_cost_initial": state.initial_cost,
+    }
+    state.iteration, state.key, state.w_r = k, key, float(w_r)
+    state.history.append(row)
+    return row
+
+
+def run_gps(
+    problem: GPSProblem, config: GPSConfig, seed: int = 0,
+    on_iteration: Callable[[dict, GPSState], None] | None = None, state: GPSState | None = None,
+) -> GPSResult:
+    """Algorithm 1 over the training conditions of `problem`, from lines 1-4 or from a saved
+    `state` (its problem's warm starts restored); on_iteration(row, state) after each iteration."""
+    policy = make_policy(problem, config)
+    if state is None:
+        state = init_gps(problem, config, policy, seed)
+    else:
+        problem.warm_starts.update(state.warm_starts)
+        state.warm_starts = problem.warm_starts
+    while state.iteration < config.iterations:
+        row = gps_iteration(problem, config, policy, state)
         if on_iteration is not None:
-            on_iteration(row, best, obs_stats)
-    return GPSResult(best, policy, controllers, ddp_costs, history, len(store), obs_stats, features)
+            on_iteration(row, state)
+    controllers = [state.sources[j].controller for j in state.ddp_sources]
+    return GPSResult(state.best, policy, controllers, state.ddp_costs, state.history, len(state.store), state.obs_stats,
+                     standardized(problem.features, state.obs_stats))
 
 
-__all__ = ["GPSConfig", "GPSResult", "SampleStore", "Source", "build_sample_set", "lbfgs_maximise", "run_gps"]
+__all__ = ["GPSConfig", "GPSResult", "GPSState", "SampleStore", "Source", "build_sample_set", "lbfgs_maximise", "run_gps"]

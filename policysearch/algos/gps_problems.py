@@ -41,6 +41,9 @@ class GPSProblem(Protocol):
     u_high: np.ndarray
     features: Callable[[jax.Array], jax.Array]
     """The policy's input for a state: a fixed JAX function (the identity, or the env observation)."""
+    warm_starts: dict[int, np.ndarray]
+    """Controls iLQR starts from per condition when it solves again (line 9); part of GPS's
+    checkpointed state, so a resumed run re-solves from the same place."""
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
                 gain_reg: float = 0.0) -> tuple[LinearGaussianController, float]:
@@ -63,6 +66,7 @@ class JaxTaskProblem:
         self.obs_dim, self.features = task.state_dim, identity
         self.u_low, self.u_high = np.asarray(task.u_low), np.asarray(task.u_high)
         self.conditions = [np.asarray(c, np.float32) for c in conditions]
+        self.warm_starts: dict[int, np.ndarray] = {}  # unused: iLQR on a JAX task starts from zeros
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
                 gain_reg: float = 0.0) -> tuple[LinearGaussianController, float]:
@@ -168,7 +172,7 @@ class MujocoProblem:
             if not terrains:
                 x[root : model.nq] += rng.uniform(-spread, spread, model.nq - root)
             self.conditions.append(x)
-        self._last_u: dict[int, np.ndarray] = {}
+        self.warm_starts: dict[int, np.ndarray] = {}  # each condition's last iLQR solution
         self._example_u = {c: self.example_controls(c, example) for c in range(len(self.conditions))} if example else {}
         self._running = [jax.jit(jax.vmap(c.running)) for c in self.costs]
         self._terminal = [jax.jit(jax.vmap(c.terminal)) for c in self.costs]
@@ -186,7 +190,7 @@ class MujocoProblem:
         # iLQR starts from this condition's last solution (line 9 re-optimises it), else from the
         # example motion, else on a terrain from the first terrain's solution, else from
         # `initial_controls` (with continuation for robots that can fall)
-        u_init = self._last_u.get(c, self._example_u.get(c, self._last_u.get(0) if self.terrains else None))
+        u_init = self.warm_starts.get(c, self._example_u.get(c, self.warm_starts.get(0) if self.terrains else None))
         with jax.enable_x64(True):
             if u_init is None:
                 u_init = initial_controls(self.name, self.horizon, self.control_dim)
@@ -194,7 +198,7 @@ class MujocoProblem:
                     u_init = self._continuation(c, running, cost.terminal, iterations, u_init)
             sol = solve_mujoco(self.models[c], running, cost.terminal, self.conditions[c], u_init,
                                ILQRConfig(max_iterations=iterations), fd_eps=self.fd_eps)
-            self._last_u[c] = np.asarray(sol.u)
+            self.warm_starts[c] = np.asarray(sol.u)
             true_cost = float(trajectory_cost(cost.running, cost.terminal, sol.x, sol.u))
             ctrl = LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high)
         return LinearGaussianController(*(jnp.asarray(np.asarray(a), jnp.float32) for a in ctrl)), true_cost
