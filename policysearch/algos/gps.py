@@ -14,8 +14,9 @@
       optionally pi_theta* is sampled again
 19: return theta*.
 q is always the mixture over every distribution that produced samples at a condition, so every
-policy that sampled is kept (`Source`). Sampling goes through a `GPSProblem` (gps_problems.py);
-the objective is `gps_objective`.
+policy that sampled is kept (`Source`). `init_gps` runs lines 1-4 and `gps_iteration` one pass of
+lines 6-17 over an explicit `GPSState` (gps_state.py, which checkpoints it for --resume).
+Sampling goes through a `GPSProblem` (gps_problems.py); the objective is `gps_objective`.
 """
 
 from __future__ import annotations
@@ -285,7 +286,7 @@ def init_gps(problem: GPSProblem, config: GPSConfig, policy: Policy, seed: int) 
         state.guiding.add(j)
         state.ddp_sources.append(j)
     state.obs_stats = observation_stats(problem.features, state.store.states) if config.normalize_obs else None
-    features = standardized(problem.features, state.obs_stats)
+    state.features = features = standardized(problem.features, state.obs_stats)
     fit, _, _ = _optimisers(policy, config.lbfgs_iterations, config.init_iterations)
     key, k_init = jax.random.split(key)  # line 3
     state.best = fit(policy.init(k_init), build_sample_set(policy, state.store, state.sources, state.guiding, C, features))
@@ -301,8 +302,7 @@ def gps_iteration(problem: GPSProblem, config: GPSConfig, policy: Policy, state:
     """Lines 6-17, once: theta_k from Phi on S_k, its samples, optionally adaptive guiding
     samples, and the importance-sampled accept/reject of theta_k against theta*. Updates state
     and returns the iteration's row."""
-    C, key, k = len(problem.conditions), state.key, state.iteration + 1
-    features = standardized(problem.features, state.obs_stats)
+    C, key, k, features = len(problem.conditions), state.key, state.iteration + 1, state.features
     _, optimise, value = _optimisers(policy, config.lbfgs_iterations, config.init_iterations)
     w_r = jnp.asarray(state.w_r, jnp.float32)
     chosen = state.guiding | set(state.policy_sources[-config.recent_policies:])  # line 6
@@ -349,13 +349,13 @@ def run_gps(
     else:
         problem.warm_starts.update(state.warm_starts)
         state.warm_starts = problem.warm_starts
+        state.features = standardized(problem.features, state.obs_stats)
     while state.iteration < config.iterations:
         row = gps_iteration(problem, config, policy, state)
         if on_iteration is not None:
             on_iteration(row, state)
     controllers = [state.sources[j].controller for j in state.ddp_sources]
-    return GPSResult(state.best, policy, controllers, state.ddp_costs, state.history, len(state.store), state.obs_stats,
-                     standardized(problem.features, state.obs_stats))
+    return GPSResult(state.best, policy, controllers, state.ddp_costs, state.history, len(state.store), state.obs_stats, state.features)
 
 
 __all__ = ["GPSConfig", "GPSResult", "GPSState", "SampleStore", "Source", "build_sample_set", "lbfgs_maximise", "run_gps"]

@@ -12,7 +12,7 @@ from them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -77,6 +77,9 @@ class GPSState:
     obs_stats: RunningStats | None
     warm_starts: dict[int, np.ndarray]
     history: list[dict] = field(default_factory=list)
+    features: Callable[[jax.Array], jax.Array] | None = None
+    """The policy's input map, problem.features standardised by obs_stats: built once per run
+    (sampling compiles once per map), not saved (rebuilt from obs_stats on resume)."""
 
 
 def _named(prefix: str, tree: Any) -> dict[str, np.ndarray]:
