@@ -71,7 +71,8 @@ class GPSConfig:
     """Standardise the policy's input by the mean and variance of the guiding samples'
     observations (fixed after line 2, clipped to +-10 like PPO's, saved with the policy). The
     walkers' observations mix angles (~0.1) with velocities (~10), which leaves the unscaled fit
-    ill-conditioned for L-BFGS."""
+    ill-conditioned for L-BFGS: on Walker2dTerrain the unscaled policy fell after about 140 steps,
+    the standardised one ran all 250 on every terrain (README, "GPS on unseen terrain")."""
     hidden: tuple[int, ...] = (50,)
     """Hidden widths of the policy network (soft-rectifier units, as in the paper)."""
     log_std_init: float = -0.5
