@@ -15,7 +15,8 @@ Figure 4), on policysearch/Walker2dTerrain-v0.
    controller of the nearest training terrain (its own trajectory with feedback), the PPO and the
    TRPO policy, and the example policy alone.
 Writes OUT/terrain.png (torso paths over each terrain profile, mean reward in brackets),
-OUT/results.json ({"method": {"success_rate", "return_mean", ...}}) and prints the table.
+OUT/results.json ({"method": {"success_rate", "return_mean", "real_steps", "seconds", ...}}), the
+episodes of every method (steps, return, fall) in OUT/details.json, and prints the table.
 Success is no fall (termination) before the test horizon. `--gps-from` and `--rl-from` reuse the
 trained runs of an earlier OUT, to evaluate them again at another `--test-horizon`.
 
@@ -77,7 +78,7 @@ def trained_steps(run_dir: Path) -> int:
 
 def earlier_seconds(out: Path, method: str) -> float:
     """Training wall time of a method in an earlier experiment's results.json."""
-    return json.loads((out / "results.json").read_text())["table"][method]["seconds"]
+    return json.loads((out / "results.json").read_text())[method]["seconds"]
 
 
 def main() -> None:
@@ -149,14 +150,15 @@ def main() -> None:
         eps = r["episodes"]
         table[m] = {"success_rate": float(np.mean([not e["fell"] for e in eps])), "return_mean": float(np.mean([e["return"] for e in eps])),
                     "successes": int(sum(not e["fell"] for e in eps)), "terrains": len(eps), **cost.get(m, {})}
-    (out / "results.json").write_text(json.dumps({"table": table, "test_horizon": test_horizon, "gps_summary": summary,
+    (out / "results.json").write_text(json.dumps(table, indent=2))
+    (out / "details.json").write_text(json.dumps({"test_horizon": test_horizon, "gps_summary": summary,
                                                   "episodes": {m: [{k: v for k, v in e.items() if k != "path"} for e in r["episodes"]] for m, r in results.items()}}, indent=2))
     plot(out / "terrain.png", results, test_horizon)
     print(f"{'method':6s} {'success':>8s} {'return':>8s} {'real steps':>11s} {'seconds':>8s}")
     for m, row in table.items():
         secs = f"{row['seconds']:.0f}" if row.get("seconds") else "-"
         print(f"{m:6s} {row['successes']}/{row['terrains']:<6d} {row['return_mean']:8.1f} {row.get('real_steps', 0):11d} {secs:>8s}")
-    print(f"figure: {out / 'terrain.png'}; table: {out / 'results.json'}")
+    print(f"figure: {out / 'terrain.png'}; table: {out / 'results.json'}; episodes: {out / 'details.json'}")
 
 
 def plot(path: Path, results: dict, horizon: int) -> None:
