@@ -278,7 +278,8 @@ def init_gps(problem: GPSProblem, config: GPSConfig, policy: Policy, seed: int) 
     maximum likelihood, and the first samples of pi_theta*."""
     key = jax.random.PRNGKey(seed)
     C = len(problem.conditions)
-    state = GPSState(0, key, config.w_r, None, [], 0.0, SampleStore(), [], set(), [], [], [], None, problem.warm_starts)
+    state = GPSState(iteration=0, key=key, w_r=config.w_r, best=None, best_costs=[], initial_cost=0.0, store=SampleStore(), sources=[],
+                     guiding=set(), policy_sources=[], ddp_sources=[], ddp_costs=[], obs_stats=None, warm_starts=problem.warm_starts)
     for c in range(C):  # lines 1-2
         ctrl, cost = guiding_controller(problem, config, c)
         state.ddp_costs.append(cost)
