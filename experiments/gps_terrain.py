@@ -132,11 +132,12 @@ def main() -> None:
                 run_dir, seconds = Path(args.rl_from) / algo, earlier_seconds(Path(args.rl_from), algo.upper())
             else:
                 run_dir, seconds = train_rl(algo, steps, out, args.seed)
-            if trained_steps(run_dir) < steps:
-                raise SystemExit(f"{run_dir} was trained for {trained_steps(run_dir)} steps, below --rl-factor x GPS = {steps}; train it afresh (leave out --rl-from)")
+            done = trained_steps(run_dir)
+            if done < steps:
+                raise SystemExit(f"{run_dir} was trained for {done} steps, below --rl-factor x GPS = {steps}; train it afresh (leave out --rl-from)")
             rl_agent = load(run_dir)
             policies[algo.upper()] = lambda t, obs, x, a=rl_agent: a.act(obs)
-            cost[algo.upper()] = {"real_steps": trained_steps(run_dir), "seconds": seconds}
+            cost[algo.upper()] = {"real_steps": done, "seconds": seconds}
 
     results: dict[str, dict] = {m: {"episodes": []} for m in policies} | {"DDP": {"episodes": []}}
     for seed in TEST_TERRAINS:

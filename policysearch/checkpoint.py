@@ -26,9 +26,10 @@ from policysearch.errors import UserError
 ARRAYS, META, EXTRA = "arrays.safetensors", "meta.json", "state.safetensors"
 
 
-def _flatten(tree: Any) -> dict[str, np.ndarray]:
+def named_arrays(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    """Every leaf of `tree` as an array named prefix + its path (the names `fill_tree` reads)."""
     leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
+    return {prefix + jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -46,7 +47,7 @@ def save_checkpoint(root: Path, step: int, tree: Any, meta: dict[str, Any], keep
     final = root / f"step_{step:012d}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        arrays = {k: np.array(v, order="C") for k, v in _flatten(tree).items()}
+        arrays = {k: np.array(v, order="C") for k, v in named_arrays(tree).items()}
         save_file(arrays, str(tmp / ARRAYS))
         if extra is not None:
             save_file(extra, str(tmp / EXTRA))
@@ -105,10 +106,16 @@ def load_arrays(ckpt: Path, template: Any) -> Any:
         arrays = load_file(str(ckpt / ARRAYS))
     except (OSError, SafetensorError, ValueError) as exc:
         raise UserError(f"checkpoint '{ckpt}' is corrupt ({ARRAYS}: {exc}); resume from an earlier step_* directory") from exc
+    return fill_tree(template, arrays, ckpt)
+
+
+def fill_tree(template: Any, arrays: dict[str, np.ndarray], ckpt: Path, prefix: str = "") -> Any:
+    """A pytree shaped like `template` whose leaves are arrays[prefix + path] (read from checkpoint
+    `ckpt`, named in the errors), each checked for presence and shape."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     out = []
     for path, leaf in leaves:
-        name = jax.tree_util.keystr(path)
+        name = prefix + jax.tree_util.keystr(path)
         if name not in arrays:
             raise UserError(f"checkpoint '{ckpt}' lacks '{name}': it was written by another algorithm or network shape")
         value = arrays[name]

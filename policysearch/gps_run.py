@@ -146,7 +146,7 @@ def resumed_state(resume: Path, run: GPSRunConfig, problem: GPSProblem, algo: GP
     fixed = [f.name for f in dataclasses.fields(GPSConfig) if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(algo, f.name)]
     require(not fixed, f"'{resume}' was trained with other {', '.join('--' + n.replace('_', '-') for n in fixed)}; "
                        f"only {', '.join('--' + n.replace('_', '-') for n in RESUMABLE_CHANGES)} may change on --resume")
-    state = state_from_checkpoint(load_extra(ckpt), meta["gps_state"], make_policy(problem, algo).init(jax.random.PRNGKey(0)))
+    state = state_from_checkpoint(load_extra(ckpt), meta["gps_state"], make_policy(problem, algo).init(jax.random.PRNGKey(0)), ckpt)
     return state, float(meta.get("wall_time", 0.0))
 
 

@@ -12,12 +12,14 @@ from them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from policysearch.checkpoint import fill_tree, named_arrays
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.errors import UserError
 from policysearch.normalize import RunningStats
@@ -82,28 +84,12 @@ class GPSState:
     (sampling compiles once per map), not saved (rebuilt from obs_stats on resume)."""
 
 
-def _named(prefix: str, tree: Any) -> dict[str, np.ndarray]:
-    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {prefix + jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
-
-
-def _filled(prefix: str, template: Any, arrays: dict[str, np.ndarray]) -> Any:
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
-    out = []
-    for path, leaf in leaves:
-        name = prefix + jax.tree_util.keystr(path)
-        if name not in arrays or arrays[name].shape != np.shape(leaf):
-            raise UserError(f"the GPS state lacks '{name}' of shape {np.shape(leaf)}: it was written by another network or policysearch version")
-        out.append(jnp.asarray(arrays[name], np.asarray(leaf).dtype))
-    return jax.tree_util.tree_unflatten(treedef, out)
-
-
 def state_to_checkpoint(state: GPSState) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(arrays, JSON) of the state."""
     arrays = {"key": np.asarray(state.key)}
     if len(state.store):
         arrays.update({f"store.{k}": np.stack(getattr(state.store, k)) for k in ("states", "actions", "rewards")})
-    arrays.update(_named("best", state.best))
+    arrays.update(named_arrays(state.best, "best"))
     kinds = []
     for j, source in enumerate(state.sources):
         if source.controller is not None:
@@ -111,7 +97,7 @@ def state_to_checkpoint(state: GPSState) -> tuple[dict[str, np.ndarray], dict[st
             arrays.update({f"source.{j}.{name}": np.asarray(a) for name, a in source.controller._asdict().items()})
         else:
             kinds.append("policy")
-            arrays.update(_named(f"source.{j}.params", source.params))
+            arrays.update(named_arrays(source.params, f"source.{j}.params"))
     if state.obs_stats is not None:
         arrays.update({f"obs_stats.{k}": np.asarray(v) for k, v in state.obs_stats._asdict().items()})
     arrays.update({f"warm.{c}": np.asarray(u) for c, u in state.warm_starts.items()})
@@ -124,9 +110,9 @@ def state_to_checkpoint(state: GPSState) -> tuple[dict[str, np.ndarray], dict[st
     return {k: np.ascontiguousarray(v) for k, v in arrays.items()}, meta
 
 
-def state_from_checkpoint(arrays: dict[str, np.ndarray], meta: dict[str, Any], template: PolicyParams) -> GPSState:
-    """The state written by `state_to_checkpoint`; template: the policy's parameters (for names
-    and shapes). Anything missing or misshapen is a UserError."""
+def state_from_checkpoint(arrays: dict[str, np.ndarray], meta: dict[str, Any], template: PolicyParams, ckpt: Path) -> GPSState:
+    """The state written by `state_to_checkpoint` into checkpoint `ckpt`; template: the policy's
+    parameters (for names and shapes). Anything missing or misshapen is a UserError."""
     try:
         store = SampleStore()
         if meta["source"]:
@@ -140,12 +126,12 @@ def state_from_checkpoint(arrays: dict[str, np.ndarray], meta: dict[str, Any], t
             if kind == "controller":
                 sources.append(Source(LinearGaussianController(**{f: jnp.asarray(arrays[f"source.{j}.{f}"]) for f in LinearGaussianController._fields}), None))
             else:
-                sources.append(Source(None, _filled(f"source.{j}.params", template, arrays)))
+                sources.append(Source(None, fill_tree(template, arrays, ckpt, f"source.{j}.params")))
         stats = None
         if "obs_stats.mean" in arrays:
             stats = RunningStats(*(jnp.asarray(arrays[f"obs_stats.{k}"]) for k in RunningStats._fields))
         return GPSState(
-            iteration=int(meta["iteration"]), key=jnp.asarray(arrays["key"]), w_r=float(meta["w_r"]), best=_filled("best", template, arrays),
+            iteration=int(meta["iteration"]), key=jnp.asarray(arrays["key"]), w_r=float(meta["w_r"]), best=fill_tree(template, arrays, ckpt, "best"),
             best_costs=list(meta["best_costs"]), initial_cost=float(meta["initial_cost"]), store=store, sources=sources,
             guiding=set(meta["guiding"]), policy_sources=list(meta["policy_sources"]), ddp_sources=list(meta["ddp_sources"]),
             ddp_costs=list(meta["ddp_costs"]), obs_stats=stats, warm_starts={int(c): np.asarray(arrays[f"warm.{c}"]) for c in meta["warm"]},
