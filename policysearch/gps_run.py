@@ -142,17 +142,23 @@ def resumed_state(resume: Path, run: GPSRunConfig, problem: GPSProblem, algo: GP
     require(meta.get("algo") == "gps", f"'{resume}' holds a {meta.get('algo')} run; resume it with `policysearch train {meta.get('algo')} --resume {resume}`")
     require("gps_state" in meta, f"'{ckpt}' holds no GPS state (written before GPS runs could be resumed); start a new run")
     require(meta["run"]["env"] == run.env, f"'{resume}' was trained on {meta['run']['env']}, not {run.env}; pass --env {meta['run']['env']} or start a new run")
-    saved = config_from_dict(GPSConfig, meta["algo_config"])
-    fixed = [f.name for f in dataclasses.fields(GPSConfig) if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(algo, f.name)]
+    fixed = (changed_fields(config_from_dict(GPSRunConfig, meta["run"]), run, RESUMABLE_CHANGES)
+             + changed_fields(config_from_dict(GPSConfig, meta["algo_config"]), algo, RESUMABLE_CHANGES))
     require(not fixed, f"'{resume}' was trained with other {', '.join('--' + n.replace('_', '-') for n in fixed)}; "
                        f"only {', '.join('--' + n.replace('_', '-') for n in RESUMABLE_CHANGES)} may change on --resume")
     state = state_from_checkpoint(load_extra(ckpt), meta["gps_state"], make_policy(problem, algo).init(jax.random.PRNGKey(0)), ckpt)
     return state, float(meta.get("wall_time", 0.0))
 
 
-RESUMABLE_CHANGES = ("iterations",)
-"""GPS settings a resumed run may change (more iterations continue it); any other change would
-make the saved sample set and policies inconsistent with the run."""
+RESUMABLE_CHANGES = ("iterations", "run_dir", "overwrite", "json", "eval_episodes")
+"""Settings a resumed GPS run may change (more iterations continue it; the others only say where
+and how it reports); any other change, of the task or of the algorithm, would make the saved
+sample set and policies inconsistent with the run."""
+
+
+def changed_fields(saved: Any, given: Any, free: tuple[str, ...]) -> list[str]:
+    """Fields of two configs of one dataclass that differ, leaving out those in `free`."""
+    return [f.name for f in dataclasses.fields(saved) if f.name not in free and getattr(saved, f.name) != getattr(given, f.name)]
 
 
 def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str = "") -> dict[str, Any]:

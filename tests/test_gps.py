@@ -406,8 +406,9 @@ def test_saved_gps_policy_acts_on_raw_observations_through_its_standardisation(t
 def test_resumed_gps_run_continues_exactly_like_an_uninterrupted_one(tmp_path) -> None:
     """`train gps --resume`: 2 iterations, then resumed to 3, give the same policy, history and
     metrics.csv rows (all but wall time) as 3 iterations in one go, with adaptive guiding samples
-    so that controllers and policies both enter the saved mixture q. A change of a setting other
-    than --iterations is refused, and so is a run dir holding another algorithm's run."""
+    so that controllers and policies both enter the saved mixture q. A change of the task or of
+    a GPS setting other than --iterations is refused, and so is a run dir holding another
+    algorithm's run."""
     import csv
 
     from policysearch.gps_run import GPSRunConfig, train_gps
@@ -421,6 +422,8 @@ def test_resumed_gps_run_continues_exactly_like_an_uninterrupted_one(tmp_path) -
     train_gps(part, dataclasses.replace(algo, iterations=2))
     with pytest.raises(UserError, match="--hidden"):
         train_gps(part, dataclasses.replace(algo, hidden=(7,)), resume=part.run_dir)
+    with pytest.raises(UserError, match="--horizon"):
+        train_gps(dataclasses.replace(part, horizon=25), algo, resume=part.run_dir)
     resumed = train_gps(part, algo, resume=part.run_dir)
 
     assert resumed["samples"] == whole["samples"] and resumed["iterations"] == 3
