@@ -9,12 +9,11 @@ where installed; `--our-backend gymnasium` for Gymnasium's sync vector env).
 
 Short mode (default) measures end-to-end training throughput, wall time around the whole
 `train(...)` call for ours and around env creation + model construction + `learn(...)` for SB3:
-  * ours warm:       after a warm-up in the same process: a run with the same total steps, stopped
-                     after 4096 steps, then a learning-curve plot. It pays for imports, the
-                     env-step/normalisation jits, matplotlib and the compile of the algorithm's
-                     update. That compile is cached per process for each (config, policy) and, for
-                     PPO, number of updates (the learning-rate annealing horizon, a static argument):
-                     hence the warm-up runs to the same total, and the timed run compiles nothing.
+  * ours warm:       after a warm-up in the same process: a 4096-step run with its learning-curve
+                     plot. It pays for imports, the env-step/normalisation jits, matplotlib and the
+                     compile of the algorithm's update, which is cached per process for each
+                     (config, policy) whatever the run's length (PPO's annealing horizon is an
+                     ordinary argument), so the timed run compiles nothing.
   * ours incl. warm-up: warm-up and timed run together: steps of both / time of both.
   * ours steady:     from the timed run's metrics.csv, excluding the first update.
   * SB3:             no warm-up (PyTorch has no compile step).
@@ -45,37 +44,20 @@ EVAL_EPISODES = 10
 EVAL_SEED = 10_000
 
 
-class _WarmupDone(Exception):
-    """Raised from `train`'s `on_update` callback to end the warm-up run early."""
-
-
 def _our_run(steps: int, seed: int, run_dir: Path, backend: str):
-    from policysearch.train import RunConfig
+    from policysearch.run.train import RunConfig
 
     return RunConfig(env=ENV_ID, total_steps=steps, num_envs=NUM_ENVS, seed=seed, run_dir=str(run_dir), backend=backend,
                      progress=False, eval_episodes=0, video=False, overwrite=True)
 
 
-def warm_up(algo: str, config: Any, steps: int, seed: int, run_dir: Path, backend: str) -> tuple[int, float]:
-    """Train `steps` (so the update is jitted for the timed run's number of updates) but stop after
-    WARMUP_STEPS, then plot the learning curve as `train` does at the end; (steps done, wall s)."""
-    from policysearch.train import train
-    from policysearch.viz import plot_learning_curve
-
-    done = 0
-
-    def stop(row: dict) -> None:
-        nonlocal done
-        done = row["step"]
-        if done >= WARMUP_STEPS:
-            raise _WarmupDone
+def warm_up(algo: str, config: Any, seed: int, run_dir: Path, backend: str) -> tuple[int, float]:
+    """Train WARMUP_STEPS (imports, jits, the update's compile, the plot); (steps done, wall s)."""
+    from policysearch.run.train import train
 
     t0 = time.perf_counter()
-    try:
-        train(algo, _our_run(steps, seed, run_dir, backend), config, on_update=stop)
-    except _WarmupDone:
-        plot_learning_curve(run_dir, "warm-up")
-    return done, time.perf_counter() - t0
+    train(algo, _our_run(WARMUP_STEPS, seed, run_dir, backend), config)
+    return WARMUP_STEPS, time.perf_counter() - t0
 
 
 def steady_steps_per_s(rows: list[dict]) -> float | None:
@@ -87,9 +69,9 @@ def steady_steps_per_s(rows: list[dict]) -> float | None:
 
 def run_ours(algo: str, config: Any, steps: int, seed: int, run_dir: Path, backend: str) -> dict:
     """Warm up, then time `train(algo, RunConfig(...), config)` for `steps` steps."""
-    from policysearch.train import train
+    from policysearch.run.train import train
 
-    warm_done, warm_wall = warm_up(algo, config, steps, seed, run_dir / "ours-warmup", backend)
+    warm_done, warm_wall = warm_up(algo, config, seed, run_dir / "ours-warmup", backend)
     t0 = time.perf_counter()
     res = train(algo, _our_run(steps, seed, run_dir / "ours", backend), config)
     wall = time.perf_counter() - t0
@@ -222,7 +204,7 @@ def run_pair(algo: str, config: Any, sb3_cls: type, kwargs: dict, steps: int, se
         sb3 = run_sb3(sb3_cls, kwargs, steps, seed, args.sb3_vec)
         print(f"SB3 done: {sb3['steps']:,} steps in {sb3['wall_s']:.1f} s", flush=True)
         if args.long:
-            from policysearch.evaluation import evaluate
+            from policysearch.run.evaluation import evaluate
 
             ours["eval"] = evaluate(ours["agent"], ENV_ID, episodes=EVAL_EPISODES, seed=EVAL_SEED)
             sb3["eval"] = evaluate_sb3(sb3["model"], sb3["env"])

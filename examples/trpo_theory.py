@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from policysearch.tabular import (
+from policysearch.core.tabular import (
     evaluate,
     kl_max,
     kl_regularised_step,

@@ -37,9 +37,9 @@ import policysearch.envs  # noqa: F401  (registers the terrain tasks)
 from policysearch.algos.gps import GPSConfig
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.envs.terrain import ENV_ID, SET_ENV_ID, TEST_TERRAINS, TRAIN_TERRAINS, terrain_profile
-from policysearch.gps_run import GPSRunConfig, train_gps
-from policysearch.plan import run_from_default_start
-from policysearch.snapshot import load
+from policysearch.run.evaluation import run_from_default_start
+from policysearch.run.snapshot import load
+from policysearch.run.train_gps import GPSRunConfig, train_gps
 
 COLOURS = {"GPS": "tab:green", "DDP": "tab:red", "PPO": "tab:blue", "TRPO": "tab:purple", "example": "tab:orange"}
 
@@ -59,12 +59,12 @@ def run_episode(act, terrain_seed: int, horizon: int) -> dict:
 
 def train_rl(algo: str, steps: int, out: Path, seed: int) -> tuple[Path, float]:
     from policysearch.algos import ALGORITHMS
-    from policysearch.train import RunConfig, train
+    from policysearch.run.train import RunConfig, train
 
     run = RunConfig(env=SET_ENV_ID, total_steps=steps, seed=seed, num_envs=8, run_dir=str(out / algo.lower()), backend="gymnasium",
                     video=False, eval_episodes=0, overwrite=True, checkpoint_every=max(steps // 4, 2048))
     t0 = time.perf_counter()
-    train(algo, run, ALGORITHMS[algo][0]())
+    train(algo, run, ALGORITHMS[algo].config())
     return out / algo.lower(), time.perf_counter() - t0
 
 
@@ -115,7 +115,7 @@ def main() -> None:
                            eval_episodes=0, example_policy=args.example_policy, target_velocity=args.target_velocity)
         summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
                                            guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples,
-                                           guiding_gain_reg=args.guiding_gain_reg, adaptive_guiding=args.adaptive_guiding))
+                                           guiding_gain_reg=args.guiding_gain_reg, adaptive_guiding=args.adaptive_guiding)).summary
         gps_seconds = time.perf_counter() - t0
     agent = load(gps_dir)
     controllers = {s: LinearGaussianController.load(gps_dir / "controllers" / f"condition_{i}")[0] for i, s in enumerate(TRAIN_TERRAINS)}

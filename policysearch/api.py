@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from policysearch.algos import ALGORITHMS
-from policysearch.checkpoint import find_checkpoint
 from policysearch.errors import UserError
-from policysearch.snapshot import TrainedPolicy
-from policysearch.train import RunConfig, TrainResult, train
+from policysearch.run.checkpoint import find_checkpoint
+from policysearch.run.snapshot import TrainedPolicy
+from policysearch.run.train import RunConfig, TrainResult, train
 
 
 class Agent:
@@ -30,7 +30,7 @@ class Agent:
     algo: str = ""
 
     def __init__(self, env: str = "Hopper-v5", **kwargs: Any) -> None:
-        config_cls, _ = ALGORITHMS[self.algo]
+        config_cls = ALGORITHMS[self.algo].config
         run_fields = {f.name for f in dataclasses.fields(RunConfig)}
         algo_fields = {f.name for f in dataclasses.fields(config_cls)}
         unknown = set(kwargs) - run_fields - algo_fields

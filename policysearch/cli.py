@@ -24,6 +24,7 @@ import tyro
 from policysearch.algos import ALGORITHMS
 from policysearch.envs.systems import TASKS
 from policysearch.errors import UserError
+from policysearch.run.trainers import trainer
 
 COMMANDS = ("train", "eval", "plan", "plot", "render")
 
@@ -67,26 +68,23 @@ class RenderArgs:
 
 
 def _train_args_type(algo: str) -> type:
-    from policysearch.train import RunConfig
-
-    config_cls, _ = ALGORITHMS[algo]
+    """The flags of `policysearch train ALGO`: its trainer's run config, its algorithm config and --resume."""
+    t = trainer(algo)
     return dataclasses.make_dataclass(
         f"Train{algo.upper()}",
         [
-            ("run", Annotated[RunConfig, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=RunConfig)),
-            ("algo", Annotated[config_cls, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=config_cls)),
-            ("resume", Annotated[str, tyro.conf.arg(help="continue the run in this directory from its last checkpoint")], ""),
+            ("run", Annotated[t.run_config, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=t.run_config)),
+            ("algo", Annotated[ALGORITHMS[algo].config, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=ALGORITHMS[algo].config)),
+            ("resume", Annotated[str, tyro.conf.arg(help=t.resume_help)], ""),
         ],
         frozen=True,
     )
 
 
-def _resume_defaults(argv: Sequence[str], algo: str, args_type: type, run_cls: type | None = None, config_cls: type | None = None) -> Any:
-    """On --resume DIR, the run's saved config becomes the default of every flag (run_cls and
-    config_cls: the run's config classes, by default RunConfig and the algorithm's)."""
-    from policysearch.checkpoint import find_checkpoint, read_meta
-    from policysearch.snapshot import config_from_dict
-    from policysearch.train import RunConfig
+def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
+    """On --resume DIR, the run's saved config becomes the default of every flag."""
+    from policysearch.run.checkpoint import find_checkpoint, read_meta
+    from policysearch.run.folder import config_from_dict
 
     argv = list(argv)
     resume = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--resume"), None)
@@ -96,73 +94,45 @@ def _resume_defaults(argv: Sequence[str], algo: str, args_type: type, run_cls: t
     meta = read_meta(find_checkpoint(Path(resume)))
     if meta.get("algo") != algo:
         raise UserError(f"'{resume}' holds a {meta.get('algo')} run; resume it with `policysearch train {meta.get('algo')} --resume {resume}`")
-    run_cls = run_cls or RunConfig
-    config_cls = config_cls or ALGORITHMS[algo][0]
-    run = dataclasses.replace(config_from_dict(run_cls, meta["run"]), run_dir=resume)
-    return args_type(run, config_from_dict(config_cls, meta["algo_config"]), resume)
-
-
-def cmd_train_gps(argv: Sequence[str]) -> int:
-    from policysearch.algos.gps import GPSConfig
-    from policysearch.gps_run import GPSRunConfig, train_gps
-
-    args_type = dataclasses.make_dataclass(
-        "TrainGPS",
-        [
-            ("run", Annotated[GPSRunConfig, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=GPSRunConfig)),
-            ("algo", Annotated[GPSConfig, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=GPSConfig)),
-            ("resume", Annotated[str, tyro.conf.arg(help="continue the run in this directory from its last completed iteration "
-                                                         "(pass a larger --iterations to extend it)")], ""),
-        ],
-        frozen=True,
-    )
-    default = _resume_defaults(argv, "gps", args_type, GPSRunConfig, GPSConfig)
-    args = tyro.cli(args_type, args=list(argv), default=default, prog="policysearch train gps")
-    summary = train_gps(args.run, args.algo, args.resume)
-    if args.run.json:
-        print(json.dumps(summary))
-    else:
-        extra = f"; env return {summary['eval_return_mean']:.1f} over {summary['eval_episodes']} episodes" if "eval_return_mean" in summary else ""
-        print(f"GPS policy cost {summary['policy_cost']:.4g} vs DDP {summary['ddp_cost']:.4g} ({summary['accepted']}/{summary['iterations']} "
-              f"iterations accepted, {summary['real_steps']} real steps, {summary['seconds']:.0f} s){extra}; run in {summary['run_dir']}")
-    return 0
+    try:
+        run = dataclasses.replace(config_from_dict(trainer(algo).run_config, meta["run"]), run_dir=resume)
+        return args_type(run, config_from_dict(ALGORITHMS[algo].config, meta["algo_config"]), resume)
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"'{resume}' has an unreadable meta.json ({exc}); start a new run") from exc
 
 
 def cmd_train(argv: Sequence[str]) -> int:
-    from policysearch.train import train
-
-    if argv and argv[0] == "gps":
-        return cmd_train_gps(argv[1:])
+    names = "{" + ",".join(ALGORITHMS) + "}"
     if not argv or argv[0] not in ALGORITHMS:
         given = argv[0] if argv else "nothing"
         if given in ("-h", "--help"):
-            print(f"usage: policysearch train {{{','.join(ALGORITHMS)},gps}} [FLAGS]; `policysearch train ALGO --help` lists the flags")
+            print(f"usage: policysearch train {names} [FLAGS]; `policysearch train ALGO --help` lists the flags")
             return 0
-        raise UserError(f"unknown algorithm '{given}': use `policysearch train {{{','.join(ALGORITHMS)},gps}}`")
+        raise UserError(f"unknown algorithm '{given}': use `policysearch train {names}`")
     algo, rest = argv[0], list(argv[1:])
     args_type = _train_args_type(algo)
     default = _resume_defaults(rest, algo, args_type)
     args = tyro.cli(args_type, args=rest, default=default, prog=f"policysearch train {algo}")
-    result = train(algo, args.run, args.algo, resume=Path(args.resume) if args.resume else None)
-    summary = {"run_dir": str(result.run_dir)}
-    if result.final_eval:
-        summary.update({f"eval_{k}": v for k, v in result.final_eval.items()})
-    print(json.dumps(summary))
+    t = trainer(algo)
+    result = t.train(args.run, args.algo, Path(args.resume) if args.resume else None)
+    print(t.report(result.summary, args.run))
     return 0
 
 
 def cmd_eval(argv: Sequence[str]) -> int:
     from policysearch.envs import make_env
-    from policysearch.evaluation import evaluate
-    from policysearch.snapshot import load
+    from policysearch.run.evaluation import evaluate, evaluate_on_task
+    from policysearch.run.snapshot import load
 
     args = tyro.cli(EvalArgs, args=list(argv), prog="policysearch eval")
     if args.episodes <= 0:
         raise UserError(f"--episodes must be positive, got {args.episodes}")
     agent = load(args.run_dir)
     env_id = args.env or agent.spec.env_id
-    if agent.meta.get("algo") == "gps" and env_id in TASKS:
-        return _eval_gps_task(args, agent)
+    if env_id in TASKS:  # a model task, not a Gymnasium env: the cost from each training condition
+        result = evaluate_on_task(agent)
+        print(json.dumps(result) if args.json else f"{result['env']}: cost {result['cost_mean']:.4g} (mean over {len(result['costs'])} conditions)")
+        return 0
     if env_id != agent.spec.env_id:
         probe = make_env(env_id, 1, 0)
         spec = probe.spec
@@ -181,22 +151,8 @@ def cmd_eval(argv: Sequence[str]) -> int:
     return 0
 
 
-def _eval_gps_task(args: EvalArgs, agent: Any) -> int:
-    """A GPS policy on its JAX task: the cost of its mean actions from each training condition."""
-    from policysearch.algos.gps import policy_cost, standardized
-    from policysearch.gps_run import GPSRunConfig, make_problem
-    from policysearch.snapshot import config_from_dict
-
-    problem = make_problem(config_from_dict(GPSRunConfig, agent.meta["run"]))
-    features = standardized(problem.features, agent.obs_stats if agent.norm.obs else None, agent.norm.clip_obs)
-    costs = [policy_cost(problem, agent.policy, agent.params, c, features) for c in range(len(problem.conditions))]
-    result = {"env": problem.name, "cost_mean": float(sum(costs) / len(costs)), "costs": costs}
-    print(json.dumps(result) if args.json else f"{problem.name}: cost {result['cost_mean']:.4g} (mean over {len(costs)} conditions)")
-    return 0
-
-
 def cmd_plot(argv: Sequence[str]) -> int:
-    from policysearch.viz import plot_learning_curve
+    from policysearch.run.viz import plot_learning_curve
 
     args = tyro.cli(PlotArgs, args=list(argv), prog="policysearch plot")
     run_dir = Path(args.run_dir)
@@ -207,8 +163,8 @@ def cmd_plot(argv: Sequence[str]) -> int:
 
 
 def cmd_render(argv: Sequence[str]) -> int:
-    from policysearch.snapshot import load
-    from policysearch.viz import record_video
+    from policysearch.run.snapshot import load
+    from policysearch.run.viz import record_video
 
     args = tyro.cli(RenderArgs, args=list(argv), prog="policysearch render")
     agent = load(args.run_dir)
@@ -221,7 +177,7 @@ def cmd_render(argv: Sequence[str]) -> int:
 
 
 def cmd_plan(argv: Sequence[str]) -> int:
-    from policysearch.plan import PlanConfig, run_plan
+    from policysearch.run.plan import PlanConfig, run_plan
 
     cfg = tyro.cli(PlanConfig, args=list(argv), prog="policysearch plan")
     result = run_plan(cfg)
@@ -235,7 +191,8 @@ def cmd_plan(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
+        print(__doc__.strip() + "\n\nAlgorithms (policysearch train ALGO --help lists the flags):\n"
+              + "\n".join(f"  {name:5s} {entry.summary}" for name, entry in ALGORITHMS.items()))
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"train": cmd_train, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "render": cmd_render}

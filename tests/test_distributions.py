@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from policysearch.distributions import Categorical, DiagGaussian
+from policysearch.core.distributions import Categorical, DiagGaussian
 
 B, D, K = 6, 3, 5
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from policysearch.estimators import discounted_returns, gae, masked_mean, normalize_advantages
+from policysearch.core.estimators import discounted_returns, gae, masked_mean, normalize_advantages
 
 T, N = 37, 5
 GAMMA, LAMBDA = 0.97, 0.9

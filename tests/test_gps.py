@@ -12,13 +12,23 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from policysearch.algos.gps import GPSConfig, SampleStore, Source, build_sample_set, controller_act, observation_stats, run_gps, standardized
-from policysearch.algos.gps_objective import SampleSet, accept_or_reject, estimated_return, log_weights, phi
-from policysearch.algos.gps_problems import JaxTaskProblem, arm_reach_conditions, identity
+from policysearch.algos.gps import (
+    GPSConfig,
+    PolicyInput,
+    SampleStore,
+    Source,
+    build_sample_set,
+    controller_act,
+    identity,
+    observation_stats,
+    run_gps,
+)
+from policysearch.algos.gps.objective import SampleSet, accept_or_reject, estimated_return, log_weights, phi
 from policysearch.control.lqg import LinearGaussianController
+from policysearch.core.estimators import self_normalized_estimate
+from policysearch.core.policies import Policy
+from policysearch.envs.problems import JaxTaskProblem, arm_reach_conditions
 from policysearch.errors import UserError
-from policysearch.estimators import self_normalized_estimate
-from policysearch.policies import Policy
 
 C, M, T, N, K = 2, 6, 5, 3, 2  # conditions, samples per condition, horizon, state and action sizes
 
@@ -136,12 +146,9 @@ def test_sample_set_proposal_is_a_mixture_of_prefix_products_per_condition() -> 
     params = policy.init(jax.random.PRNGKey(3))
     ctrls = [_lqg(rng, 1.0), _lqg(rng, 0.5)]
     sources = [Source(ctrls[0], None), Source(ctrls[1], None), Source(None, params)]
-    store = SampleStore()
     draw = lambda count: tuple(rng.normal(size=shape).astype(np.float32) for shape in [(count, T, N), (count, T, K), (count, T)])  # noqa: E731
-    store.add(draw(3), condition=0, source=0)
-    store.add(draw(2), condition=1, source=1)
-    store.add(draw(2), condition=0, source=2)
-    store.add(draw(2), condition=1, source=2)
+    store = SampleStore().add(draw(3), condition=0, source=0).add(draw(2), condition=1, source=1)
+    store = store.add(draw(2), condition=0, source=2).add(draw(2), condition=1, source=2)
     s = build_sample_set(policy, store, sources, {0, 1, 2}, conditions=2)
     assert s.states.shape[:2] == (2, 32) and np.asarray(s.mask).sum(1).tolist() == [5, 4]
 
@@ -208,7 +215,7 @@ def test_gps_on_the_arm_reaches_the_ddp_cost() -> None:
     from policysearch.envs.systems import TASKS
 
     problem = JaxTaskProblem(TASKS["arm-reach-dense"](), arm_reach_conditions())
-    result = run_gps(problem, GPSConfig(iterations=4), seed=0)
+    _, result = run_gps(problem, GPSConfig(iterations=4), seed=0)
     ddp = float(np.mean(result.ddp_costs))
     final = result.history[-1]["policy_cost_mean"]
     idle = float(np.mean([-np.sum(problem.sample(c, lambda a, t, x, k: jnp.zeros(2), None, jax.random.PRNGKey(0), 1)[2]) for c in range(4)]))
@@ -223,7 +230,7 @@ def test_mujoco_features_are_the_env_observation(env_id: str) -> None:
     """A GPS policy sees features(x) in training and the env's observation when deployed: equal."""
     import gymnasium as gym
 
-    from policysearch.algos.gps_problems import mujoco_features
+    from policysearch.envs.problems import mujoco_features
 
     env = gym.make(env_id)
     obs, _ = env.reset(seed=3)
@@ -287,8 +294,8 @@ def test_cli_gps_bad_input_exits_2(argv: list[str], message: str) -> None:
 def test_example_motion_is_the_example_policys_rollout_on_the_real_env() -> None:
     """--example-policy: iLQR starts from the controls of the example's rollout from each
     condition, the same controls the example applies on the real env from the default start."""
-    from policysearch.algos.gps_problems import MujocoProblem
-    from policysearch.plan import run_from_default_start
+    from policysearch.envs.problems import MujocoProblem
+    from policysearch.run.evaluation import run_from_default_start
 
     def example(obs: np.ndarray) -> np.ndarray:
         return 1.5 * np.tanh(obs[..., 1:3] * 3.0 - 0.4)  # leaves the box [-1, 1] at times
@@ -308,12 +315,12 @@ def test_gps_on_swimmer_beats_the_random_policy() -> None:
     actions (measured: about 31 against about 3)."""
     import gymnasium as gym
 
-    from policysearch.algos.gps_problems import MujocoProblem
+    from policysearch.envs.problems import MujocoProblem
 
     problem = MujocoProblem("Swimmer-v5", 150, conditions=3)
-    result = run_gps(problem, GPSConfig(iterations=6), seed=0)
-    on_obs = standardized(identity, result.obs_stats)  # the env's observation is features(x)
-    mean_action = jax.jit(lambda o: result.policy.dist(result.params, on_obs(o)).mean)
+    gps, result = run_gps(problem, GPSConfig(iterations=6), seed=0)
+    on_obs = PolicyInput(identity)  # the env's observation is features(x)
+    mean_action = jax.jit(lambda o: gps.policy.dist(result.best, on_obs(result.obs_stats, o)).mean)
     rng = np.random.default_rng(0)
 
     def episode(act, seed: int) -> float:
@@ -341,10 +348,10 @@ def test_adaptive_guiding_adds_new_guiding_samples_each_iteration() -> None:
 
     problem = JaxTaskProblem(TASKS["arm-reach-dense"](horizon=30), arm_reach_conditions()[:2])
     cfg = GPSConfig(iterations=2, adaptive_guiding=True, lbfgs_iterations=10, init_iterations=20, ilqr_iterations=50)
-    result = run_gps(problem, cfg, seed=0)
+    _, result = run_gps(problem, cfg, seed=0)
     rejected = sum(not r["accepted"] for r in result.history)
     per_iteration = 2 * (cfg.policy_samples + cfg.guiding_samples)
-    assert result.samples == 2 * cfg.guiding_samples + 2 * cfg.policy_samples + 2 * per_iteration + rejected * 2 * cfg.policy_samples
+    assert len(result.store) == 2 * cfg.guiding_samples + 2 * cfg.policy_samples + 2 * per_iteration + rejected * 2 * cfg.policy_samples
     assert all(np.isfinite(r["value_new"]) and np.isfinite(r["policy_cost_mean"]) for r in result.history)
 
 
@@ -370,10 +377,10 @@ def test_saved_gps_policy_acts_on_raw_observations_through_its_standardisation(t
     match the observation size is refused with a UserError."""
     import json
 
-    from policysearch.checkpoint import find_checkpoint, save_checkpoint
     from policysearch.envs.systems import TASKS
-    from policysearch.gps_run import GPSRunConfig, policy_meta
-    from policysearch.snapshot import load
+    from policysearch.run.checkpoint import find_checkpoint, save_checkpoint
+    from policysearch.run.snapshot import load, policy_meta
+    from policysearch.run.train_gps import GPSRunConfig, env_spec
 
     problem = JaxTaskProblem(TASKS["arm-reach-dense"](horizon=20), arm_reach_conditions())
     rng = np.random.default_rng(0)
@@ -386,10 +393,10 @@ def test_saved_gps_policy_acts_on_raw_observations_through_its_standardisation(t
     cfg = GPSConfig(hidden=(8,))
     policy = Policy(problem.obs_dim, problem.control_dim, "gaussian", cfg.hidden, "softplus", cfg.log_std_init)
     params = policy.init(jax.random.PRNGKey(1))
-    save_checkpoint(tmp_path / "checkpoints", 1, params, policy_meta(GPSRunConfig(), cfg, problem, {"iteration": 1}, stats))
+    save_checkpoint(tmp_path / "checkpoints", 1, params, policy_meta(policy, env_spec(GPSRunConfig(), problem), stats, 10.0))
     agent = load(tmp_path)
     x = flat[:7] + rng.normal(0, 3.0, (7, 4))  # some beyond the clip
-    expected = np.clip(np.asarray(policy.dist(params, standardized(problem.features, stats)(jnp.asarray(x, jnp.float32))).mode()),
+    expected = np.clip(np.asarray(policy.dist(params, PolicyInput(problem.features)(stats, jnp.asarray(x, jnp.float32))).mode()),
                        problem.u_low, problem.u_high)
     np.testing.assert_allclose(agent.act(x.astype(np.float32)), expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(agent.act(x.astype(np.float32)), np.clip(np.asarray(policy.dist(params, jnp.asarray(x, jnp.float32)).mode()),
@@ -411,20 +418,20 @@ def test_resumed_gps_run_continues_exactly_like_an_uninterrupted_one(tmp_path) -
     algorithm's run."""
     import csv
 
-    from policysearch.gps_run import GPSRunConfig, train_gps
-    from policysearch.snapshot import load
+    from policysearch.run.snapshot import load
+    from policysearch.run.train_gps import GPSRunConfig, train_gps
 
     algo = GPSConfig(iterations=3, adaptive_guiding=True, lbfgs_iterations=10, init_iterations=20, ilqr_iterations=30,
                      guiding_samples=6, policy_samples=3)
     run = GPSRunConfig(env="arm-reach-dense", horizon=20, conditions=2, json=True)
-    whole = train_gps(dataclasses.replace(run, run_dir=str(tmp_path / "whole")), algo)
+    whole = train_gps(dataclasses.replace(run, run_dir=str(tmp_path / "whole")), algo).summary
     part = dataclasses.replace(run, run_dir=str(tmp_path / "part"))
     train_gps(part, dataclasses.replace(algo, iterations=2))
     with pytest.raises(UserError, match="--hidden"):
         train_gps(part, dataclasses.replace(algo, hidden=(7,)), resume=part.run_dir)
     with pytest.raises(UserError, match="--horizon"):
         train_gps(dataclasses.replace(part, horizon=25), algo, resume=part.run_dir)
-    resumed = train_gps(part, algo, resume=part.run_dir)
+    resumed = train_gps(part, algo, resume=part.run_dir).summary
 
     assert resumed["samples"] == whole["samples"] and resumed["iterations"] == 3
     assert resumed["policy_cost"] == pytest.approx(whole["policy_cost"], rel=1e-6)
@@ -440,9 +447,51 @@ def test_resumed_gps_run_continues_exactly_like_an_uninterrupted_one(tmp_path) -
 
 
 def test_gps_resume_of_another_run_is_refused(tmp_path) -> None:
-    from policysearch.checkpoint import save_checkpoint
-    from policysearch.gps_run import GPSRunConfig, train_gps
+    from policysearch.run.checkpoint import save_checkpoint
+    from policysearch.run.train_gps import GPSRunConfig, train_gps
 
     save_checkpoint(tmp_path / "checkpoints", 1, {"w": np.zeros(2, np.float32)}, {"format": 1, "algo": "ppo"})
     with pytest.raises(UserError, match="ppo"):
         train_gps(GPSRunConfig(), GPSConfig(), resume=str(tmp_path))
+
+
+def test_gps_iteration_returns_a_new_state_and_leaves_the_old_one_as_it_was() -> None:
+    """The Optax-like shape: `iteration(state) -> (state, row)` over a frozen state. The input
+    state is unchanged (its sample set, sources, key, iteration and warm starts), it cannot be
+    assigned to, and iterating it again gives the same row: nothing hides in the problem either."""
+    from policysearch.algos.gps import make_gps
+    from policysearch.envs.systems import TASKS
+
+    problem = JaxTaskProblem(TASKS["arm-reach-dense"](horizon=20), arm_reach_conditions()[:2])
+    gps = make_gps(GPSConfig(iterations=1, lbfgs_iterations=10, init_iterations=20, ilqr_iterations=30, guiding_samples=6,
+                             policy_samples=3, adaptive_guiding=True), problem)
+    state = gps.init(0)
+    before = (len(state.store), len(state.sources), np.asarray(state.key).tolist(), state.iteration, state.w_r,
+              [np.asarray(u).copy() for u in state.warm_starts])
+    new, row = gps.iteration(state)
+    assert new.iteration == 1 and len(new.store) > before[0] and len(new.sources) > before[1]
+    assert (len(state.store), len(state.sources), np.asarray(state.key).tolist(), state.iteration, state.w_r) == before[:5]
+    for u, v in zip(state.warm_starts, before[5]):
+        np.testing.assert_array_equal(np.asarray(u), v)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.iteration = 5  # type: ignore[misc]
+    _, again = gps.iteration(state)
+    assert again == row
+    assert not hasattr(problem, "warm_starts")
+
+
+def test_gps_compiles_its_optimisers_once_for_runs_of_the_same_settings() -> None:
+    """No cache keyed on a run's closures: the jitted maximum-likelihood fit, the Phi optimiser
+    and the value estimate take the policy as a static argument and the input map as a value, so a
+    second run with the same settings (a new problem object, new statistics) compiles none of them."""
+    from policysearch.algos.gps import loop
+    from policysearch.envs.systems import TASKS
+
+    cfg = GPSConfig(iterations=1, lbfgs_iterations=10, init_iterations=20, ilqr_iterations=30, guiding_samples=6, policy_samples=3)
+    jitted = (loop.fit_max_likelihood, loop.maximise_phi, loop.estimated_value)
+    sizes = []
+    for seed in (0, 1):
+        problem = JaxTaskProblem(TASKS["arm-reach-dense"](horizon=20), arm_reach_conditions()[:2])
+        run_gps(problem, cfg, seed=seed)
+        sizes.append([f._cache_size() for f in jitted])
+    assert all(n > 0 for n in sizes[0]) and sizes[1] == sizes[0]

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from policysearch.distributions import DiagGaussian
-from policysearch.estimators import (
+from policysearch.core.distributions import DiagGaussian
+from policysearch.core.estimators import (
     effective_sample_size,
     is_estimate,
     log_importance_weights,

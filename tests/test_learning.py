@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from policysearch.algos import ALGORITHMS
-from policysearch.evaluation import evaluate
-from policysearch.snapshot import TrainedPolicy
-from policysearch.train import RunConfig, train
+from policysearch.run.evaluation import evaluate
+from policysearch.run.snapshot import TrainedPolicy
+from policysearch.run.train import RunConfig, train
 
 
 def _random_return(env: str, policy: TrainedPolicy) -> float:
@@ -47,7 +47,7 @@ def _random_return(env: str, policy: TrainedPolicy) -> float:
 )
 def test_learns_within_100k_steps(tmp_path: Path, algo: str, env: str, threshold: float, options: dict) -> None:
     run = RunConfig(env=env, total_steps=100_000, seed=0, num_envs=8, run_dir=str(tmp_path / "r"), progress=False, eval_episodes=0, video=False)
-    config_cls, _ = ALGORITHMS[algo]
+    config_cls = ALGORITHMS[algo].config
     result = train(algo, run, config_cls(**options))
     score = evaluate(result.agent, env, episodes=10, seed=123)
     assert _random_return(env, result.agent) < threshold / 10

@@ -10,7 +10,8 @@ import pytest
 
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.envs.mujoco_model import MujocoModel
-from policysearch.plan import PlanConfig, closed_loop_on_env, run_plan
+from policysearch.run.evaluation import closed_loop_on_env
+from policysearch.run.plan import PlanConfig, run_plan
 
 
 @pytest.mark.parametrize("env_id", ["Hopper-v5", "Walker2d-v5", "Swimmer-v5"])

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from policysearch.normalize import NormState, RunningStats, normalize, scale_rewards, update_stats
+from policysearch.core.normalize import NormState, RunningStats, normalize, scale_rewards, update_stats
 
 PRIOR_COUNT = 1e-4
 

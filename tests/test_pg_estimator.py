@@ -15,10 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from policysearch.algos.base import Batch
 from policysearch.algos.pg import PGConfig, policy_gradient_surrogate, psi_of, trajectory_returns
-from policysearch.distributions import DiagGaussian
-from policysearch.estimators import discounted_returns
-from policysearch.rollout import Batch
+from policysearch.core.distributions import DiagGaussian
+from policysearch.core.estimators import discounted_returns
 
 MU, C, SIGMA = 2.0, 0.0, 0.3
 N = 20_000

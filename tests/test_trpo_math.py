@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from policysearch.algos.base import Batch
 from policysearch.algos.common import flatten_with_gae
 from policysearch.algos.trpo import TRPOConfig, conjugate_gradient, make_trpo, trpo_update
-from policysearch.estimators import masked_mean, normalize_advantages
-from policysearch.policies import Policy
-from policysearch.rollout import Batch
-from policysearch.train import RunConfig, train
+from policysearch.core.estimators import masked_mean, normalize_advantages
+from policysearch.core.policies import Policy
+from policysearch.run.train import RunConfig, train
 
 # Conjugate gradient ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""TRPO's theory checked exactly on small tabular MDPs (policysearch.tabular, float64, no sampling).
+"""TRPO's theory checked exactly on small tabular MDPs (policysearch.core.tabular, float64, no sampling).
 
 (1) Algorithm 1 (pi_{i+1} = argmin L_{pi_i}(pi) + C D_KL^max(pi_i, pi)) gives non-increasing costs eta;
 (2) the bound eta(pi_new) <= L_old(pi_new) + C D_KL^max(pi_old, pi_new) holds at every step;
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policysearch.tabular import (
+from policysearch.core.tabular import (
     evaluate,
     kl_max,
     kl_regularised_step,

@@ -8,8 +8,8 @@ from typing import Any, Callable, NamedTuple, Protocol
 
 import jax
 
+from policysearch.core.policies import Activation, Policy, PolicyParams
 from policysearch.errors import require, require_fraction, require_positive
-from policysearch.policies import Activation, Policy, PolicyParams
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,21 @@ class OnPolicyConfig:
         require_fraction("gamma", self.gamma)
         require_fraction("gae_lambda", self.gae_lambda)
         require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), f"--hidden needs positive widths, got {self.hidden}")
+
+
+class Batch(NamedTuple):
+    """On-policy data, time-major. `valid[t, n] == 0` marks the auto-reset row after an episode
+    end (its obs is the final observation, used only for bootstrapping)."""
+
+    obs: jax.Array  # [T, N, obs_dim], normalised as the policy saw it
+    actions: jax.Array  # [T, N, action_dim] (Gaussian, unclipped) or [T, N] (categorical)
+    log_probs: jax.Array  # [T, N]
+    values: jax.Array  # [T, N]
+    rewards: jax.Array  # [T, N], scaled when reward normalisation is on
+    terminated: jax.Array  # [T, N] float
+    truncated: jax.Array  # [T, N] float
+    valid: jax.Array  # [T, N] float
+    last_value: jax.Array  # [N], V(obs_T)
 
 
 class AlgoState(Protocol):

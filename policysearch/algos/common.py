@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeVar
+from typing import Any, Callable, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from policysearch.estimators import gae, masked_mean
-from policysearch.policies import Policy, PolicyParams
-
-if TYPE_CHECKING:
-    from policysearch.rollout import Batch
+from policysearch.algos.base import Batch
+from policysearch.core.estimators import gae, masked_mean
+from policysearch.core.policies import Policy, PolicyParams
 
 Data = TypeVar("Data")
 
@@ -93,7 +91,7 @@ class FlatBatch(NamedTuple):
     valid: jax.Array
 
 
-def flatten_with_gae(batch: "Batch", gamma: float, gae_lambda: float) -> FlatBatch:
+def flatten_with_gae(batch: Batch, gamma: float, gae_lambda: float) -> FlatBatch:
     """GAE(gamma, lambda) advantages and returns of a [T, N] batch, everything flattened."""
     advantages, returns = gae(batch.rewards, batch.values, batch.last_value, batch.terminated, batch.truncated, gamma, gae_lambda)
     return FlatBatch(*(flatten_time(x) for x in (batch.obs, batch.actions, batch.log_probs, advantages, returns, batch.values, batch.valid)))

@@ -22,12 +22,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from policysearch.algos.base import Algorithm, Metrics, OnPolicyConfig
+from policysearch.algos.base import Algorithm, Batch, Metrics, OnPolicyConfig
 from policysearch.algos.common import explained_variance, fit_critic, flatten_time, flatten_with_gae
+from policysearch.core.estimators import discounted_returns, masked_mean
+from policysearch.core.policies import Policy, PolicyParams
 from policysearch.errors import require_positive
-from policysearch.estimators import discounted_returns, masked_mean
-from policysearch.policies import Policy, PolicyParams
-from policysearch.rollout import Batch
 
 Estimator = Literal["trajectory", "reward_to_go", "gae"]
 

@@ -18,12 +18,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from policysearch.algos.base import Algorithm, Metrics, OnPolicyConfig
+from policysearch.algos.base import Algorithm, Batch, Metrics, OnPolicyConfig
 from policysearch.algos.common import explained_variance, flatten_with_gae, sgd_epochs
+from policysearch.core.estimators import masked_mean, normalize_advantages
+from policysearch.core.policies import Policy, PolicyParams
 from policysearch.errors import require, require_positive
-from policysearch.estimators import masked_mean, normalize_advantages
-from policysearch.policies import Policy, PolicyParams
-from policysearch.rollout import Batch
 
 
 @dataclass(frozen=True)
@@ -87,13 +86,17 @@ class _Minibatch(NamedTuple):
     valid: jax.Array
 
 
-def _optimizer(config: PPOConfig, num_updates: int) -> optax.GradientTransformation:
-    minibatches = config.steps_per_update // config.minibatch_size  # per epoch
-    lr = (
-        optax.linear_schedule(config.learning_rate, 0.0, max(num_updates, 1) * config.epochs * minibatches)
-        if config.anneal_lr
-        else config.learning_rate
-    )
+def _optimizer(config: PPOConfig, num_updates: int | jax.Array) -> optax.GradientTransformation:
+    """Adam after global-norm clipping; with anneal_lr its step size falls linearly from
+    learning_rate to 0 over num_updates updates' gradient steps. num_updates may be traced, so
+    one compiled update serves every run length (optax.linear_schedule needs a Python int)."""
+    if not config.anneal_lr:
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate, eps=1e-5))
+    total = jnp.maximum(num_updates, 1) * config.epochs * (config.steps_per_update // config.minibatch_size)
+
+    def lr(count: jax.Array) -> jax.Array:
+        return config.learning_rate * (1.0 - jnp.clip(count, 0, total) / total)
+
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
 
 
@@ -132,9 +135,10 @@ def ppo_loss(params: PolicyParams, mb: _Minibatch, beta: jax.Array, config: PPOC
     }
 
 
-@partial(jax.jit, static_argnames=("config", "policy", "num_updates"))
-def ppo_update(state: PPOState, batch: Batch, config: PPOConfig, policy: Policy, num_updates: int) -> tuple[PPOState, Metrics]:
-    """All epochs and minibatches of one PPO update (compiled once per config and policy)."""
+@partial(jax.jit, static_argnames=("config", "policy"))
+def ppo_update(state: PPOState, batch: Batch, config: PPOConfig, policy: Policy, num_updates: int | jax.Array) -> tuple[PPOState, Metrics]:
+    """All epochs and minibatches of one PPO update (compiled once per config and policy;
+    num_updates, the annealing horizon, is an ordinary argument)."""
     optimizer = _optimizer(config, num_updates)
     grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
     fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)

@@ -21,12 +21,11 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from policysearch.algos.base import Algorithm, Metrics, OnPolicyConfig
+from policysearch.algos.base import Algorithm, Batch, Metrics, OnPolicyConfig
 from policysearch.algos.common import explained_variance, fit_critic, flatten_with_gae
+from policysearch.core.estimators import masked_mean, normalize_advantages
+from policysearch.core.policies import Policy, PolicyParams
 from policysearch.errors import require_fraction, require_positive
-from policysearch.estimators import masked_mean, normalize_advantages
-from policysearch.policies import Policy, PolicyParams
-from policysearch.rollout import Batch
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policysearch.checkpoint import find_checkpoint, load_arrays, read_meta, save_checkpoint
 from policysearch.control.ilqr import Solution
+from policysearch.run.checkpoint import find_checkpoint, load_arrays, read_meta, save_checkpoint
 
 
 class LinearGaussianController(NamedTuple):

@@ -2,7 +2,7 @@
 
 `make_env(env_id, num_envs, seed)` returns a `VecEnv`: `reset() -> obs[N, obs_dim]` and
 `step(actions) -> (obs, reward, terminated, truncated)`, float32 observations, "next-step"
-auto-reset (see `policysearch.estimators`). EnvPool (C++ threads) serves the MuJoCo `*-v5` tasks
+auto-reset (see `policysearch.core.estimators`). EnvPool (C++ threads) serves the MuJoCo `*-v5` tasks
 it implements; everything else, including a user's registered env or `module:EnvId`, runs in a
 Gymnasium vector env.
 """

@@ -6,40 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from policysearch.algos.base import Batch
+from policysearch.core.normalize import NormConfig, NormState, RunningStats, normalize, scale_rewards, update_stats
+from policysearch.core.policies import Policy, PolicyParams
 from policysearch.envs import VecEnv
-from policysearch.normalize import NormState, RunningStats, normalize, scale_rewards, update_stats
-from policysearch.policies import Policy, PolicyParams
-
-
-class Batch(NamedTuple):
-    """On-policy data, time-major. `valid[t, n] == 0` marks the auto-reset row after an episode
-    end (its obs is the final observation, used only for bootstrapping)."""
-
-    obs: jax.Array  # [T, N, obs_dim], normalised as the policy saw it
-    actions: jax.Array  # [T, N, action_dim] (Gaussian, unclipped) or [T, N] (categorical)
-    log_probs: jax.Array  # [T, N]
-    values: jax.Array  # [T, N]
-    rewards: jax.Array  # [T, N], scaled when reward normalisation is on
-    terminated: jax.Array  # [T, N] float
-    truncated: jax.Array  # [T, N] float
-    valid: jax.Array  # [T, N] float
-    last_value: jax.Array  # [N], V(obs_T)
-
-
-@dataclass(frozen=True)
-class NormConfig:
-    """Observation normalisation and reward scaling switches (statistics live in NormState)."""
-
-    obs: bool = True
-    reward: bool = True
-    clip_obs: float = 10.0
-    clip_reward: float = 10.0
 
 
 @partial(jax.jit, static_argnames=("policy", "update", "clip", "deterministic"))

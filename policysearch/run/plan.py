@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +17,9 @@ from policysearch.control.ilqr import ILQRConfig, Solution, solve
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.envs.systems import TASKS, Task
 from policysearch.errors import UserError, require_positive
+from policysearch.run.checkpoint import write_json_atomic
+from policysearch.run.evaluation import closed_loop_on_env
+from policysearch.run.folder import default_run_dir, new_run_dir
 
 
 @dataclass(frozen=True)
@@ -78,28 +80,27 @@ def run_plan(cfg: PlanConfig) -> dict[str, Any]:
 
 
 def _run_dir(cfg: PlanConfig) -> Path:
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else Path("runs") / f"plan-{cfg.env.replace('/', '_')}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    """The plan's folder (a new plan replaces the files of an earlier one there)."""
+    return new_run_dir(Path(cfg.run_dir) if cfg.run_dir else default_run_dir("plan", cfg.env), overwrite=False,
+                       fix="choose another --run-dir for the plan")
 
 
-def _finish(cfg: PlanConfig, run_dir: Path, sol: Solution, seconds: float, name: str, extra: dict[str, Any]) -> tuple[dict[str, Any], LinearGaussianController]:
-    """Save the controller, the cost plot and plan.json; print the iteration log."""
+def _finish(cfg: PlanConfig, run_dir: Path, sol: Solution, controller: LinearGaussianController, seconds: float, name: str,
+            extra: dict[str, Any]) -> dict[str, Any]:
+    """Save the controller, the cost plot and plan.json; the summary."""
     iterations = int(sol.iterations)
-    controller = LinearGaussianController.from_solution(sol, cfg.temperature)
     controller.save(run_dir, {"task": name, "plan_config": dataclasses.asdict(cfg)})
-    costs, mus, alphas = (np.asarray(a)[: iterations + 1] for a in (sol.costs, sol.mus, sol.alphas))
-    _plot_costs(run_dir / "cost.png", costs, name)
+    _plot_costs(run_dir / "cost.png", np.asarray(sol.costs)[: iterations + 1], name)
     result = {
-        "cost_initial": float(costs[0]),
+        "cost_initial": float(np.asarray(sol.costs)[0]),
         "cost_final": float(sol.cost),
         "iterations": iterations,
         "seconds": seconds,
         **extra,
         "run_dir": str(run_dir),
     }
-    (run_dir / "plan.json").write_text(json.dumps(result, indent=2))
-    return result, controller
+    write_json_atomic(run_dir / "plan.json", result)
+    return result
 
 
 def _plan_mujoco(cfg: PlanConfig, env_id: str) -> dict[str, Any]:
@@ -122,55 +123,9 @@ def _plan_mujoco(cfg: PlanConfig, env_id: str) -> dict[str, Any]:
         run_dir = _run_dir(cfg)
         controller = LinearGaussianController.from_solution(sol, cfg.temperature)
         rollout = closed_loop_on_env(controller, env_id, video=run_dir / "plan.mp4" if cfg.video else None)
-        result, _ = _finish(cfg, run_dir, sol, seconds, env_id, rollout)
+        result = _finish(cfg, run_dir, sol, controller, seconds, env_id, rollout)
     model.close()
     return result
-
-
-def closed_loop_on_env(controller: LinearGaussianController, env_id: str, video: Path | None = None) -> dict[str, Any]:
-    """Run the controller's mean on the real Gymnasium env from the default initial state (no
-    reset noise) for its horizon: env_return, steps, terminated, x_travelled."""
-    out = run_from_default_start(lambda t, obs, x: controller.act(t, x), env_id, controller.horizon, video)
-    del out["path"]
-    return out
-
-
-def run_from_default_start(
-    act: Callable[[int, np.ndarray, np.ndarray], np.ndarray], env_id: str, horizon: int, video: Path | None = None, **env_kwargs: Any,
-) -> dict[str, Any]:
-    """Run u_t = act(t, obs_t, x_t) (x = (qpos, qvel)), clipped to [-1, 1], on the real MuJoCo env
-    from its default initial state (no reset noise) for `horizon` steps or until the episode ends:
-    env_return, steps, terminated, x_travelled and the root's (x, z) path."""
-    import gymnasium as gym
-
-    from policysearch.viz import follow_root_body, write_video
-
-    kwargs = {"render_mode": "rgb_array", "width": 480, "height": 360} if video is not None else {}
-    env = gym.make(env_id, **kwargs, **env_kwargs)
-    env.reset(seed=0)
-    inner = env.unwrapped
-    inner.set_state(inner.init_qpos, inner.init_qvel)
-    obs = inner._get_obs()
-    if video is not None:
-        env.render()
-        follow_root_body(env)
-    frames = [env.render()] if video is not None else []
-    ret, steps, terminated, x_start = 0.0, 0, False, float(inner.data.qpos[0])
-    path = [(x_start, float(inner.data.qpos[1]))]
-    for t in range(horizon):
-        x = np.concatenate([inner.data.qpos, inner.data.qvel])
-        obs, reward, terminated, truncated, _ = env.step(np.clip(act(t, obs, x), -1.0, 1.0))
-        ret, steps = ret + float(reward), steps + 1
-        path.append((float(inner.data.qpos[0]), float(inner.data.qpos[1])))
-        if video is not None and t % 4 == 3:
-            frames.append(env.render())
-        if terminated or truncated:
-            break
-    if video is not None:
-        write_video(video, frames, fps=round(1.0 / (4 * inner.dt)))
-    out = {"env_return": ret, "steps": steps, "terminated": bool(terminated), "x_travelled": path[-1][0] - x_start, "path": path}
-    env.close()
-    return out
 
 
 def _plan_jax(cfg: PlanConfig) -> dict[str, Any]:
@@ -183,7 +138,8 @@ def _plan_jax(cfg: PlanConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     sol: Solution = jax.block_until_ready(solver(task.initial_state(), u0))
     seconds = time.perf_counter() - t0
-    result, _ = _finish(cfg, _run_dir(cfg), sol, seconds, task.name, {"final_state": [float(v) for v in np.asarray(sol.x[-1])]})
+    controller = LinearGaussianController.from_solution(sol, cfg.temperature)
+    result = _finish(cfg, _run_dir(cfg), sol, controller, seconds, task.name, {"final_state": [float(v) for v in np.asarray(sol.x[-1])]})
     if not cfg.json:
         costs, mus, alphas = (np.asarray(a) for a in (sol.costs, sol.mus, sol.alphas))
         for i in range(1, result["iterations"] + 1):

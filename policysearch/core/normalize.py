@@ -9,6 +9,7 @@ VecNormalize). The statistics are saved in checkpoints and frozen at evaluation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
@@ -81,3 +82,13 @@ def scale_rewards(
         step, (state.ret, state.discounted_return), (rewards, dones.astype(rewards.dtype), valid)
     )
     return NormState(state.obs, ret_stats, g), scaled
+
+
+@dataclass(frozen=True)
+class NormConfig:
+    """Observation normalisation and reward scaling switches (statistics live in NormState)."""
+
+    obs: bool = True
+    reward: bool = True
+    clip_obs: float = 10.0
+    clip_reward: float = 10.0

@@ -27,8 +27,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from policysearch.estimators import prefix_log_probs, self_normalized_weights
-from policysearch.policies import Policy, PolicyParams
+from policysearch.core.estimators import prefix_log_probs, self_normalized_weights
+from policysearch.core.policies import Policy, PolicyParams
 
 
 class SampleSet(NamedTuple):

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from policysearch.snapshot import TrainedPolicy  # noqa: E402
+from policysearch.run.snapshot import TrainedPolicy  # noqa: E402
 
 
 def plot_learning_curve(run_dir: Path, title: str = "") -> Path:

@@ -1,6 +1,8 @@
 """Where Guided Policy Search meets a model of the dynamics: a `GPSProblem` gives the training
 conditions, a DDP/iLQR guiding controller per condition, sampled rollouts of any stochastic
-controller u ~ act(args, t, x, key) from a condition, and the policy's input `features(x)`.
+controller u ~ act(args, t, x, key) from a condition, and the policy's input `features(x)`. A
+problem holds no state of the algorithm: the iLQR warm starts come in and the solution's controls
+go out, so GPS's frozen state carries them.
 `JaxTaskProblem` serves the differentiable systems of `envs.systems` (rollouts by `lax.scan`,
 iLQR by autodiff, the policy sees the state); `MujocoProblem` serves the Gymnasium MuJoCo robots
 (rollouts by batched MuJoCo steps, iLQR on finite-difference Jacobians, the policy sees the
@@ -9,8 +11,9 @@ env's own observation, so the trained policy runs on the real env).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +31,17 @@ ExtraCost = tuple[Callable[[Any, jax.Array, jax.Array], jax.Array], Any]
 """(fn, args): a cost term fn(args, x, u) added to the running cost (line 9's -lambda log pi_theta)."""
 Rollouts = tuple[jax.Array, jax.Array, jax.Array]
 """states [c, T, n] (x_0..x_{T-1}), actions [c, T, m] as sampled, rewards [c, T]."""
+WarmStarts = Sequence["np.ndarray | None"]
+"""Per condition, the controls of its last iLQR solution, or None."""
+
+
+class Guiding(NamedTuple):
+    """A DDP solution as GPS uses it: the guiding controller, its true cost and its controls
+    (the warm start of the next solve at that condition)."""
+
+    controller: LinearGaussianController
+    cost: float
+    controls: np.ndarray
 
 
 class GPSProblem(Protocol):
@@ -40,20 +54,24 @@ class GPSProblem(Protocol):
     u_low: np.ndarray
     u_high: np.ndarray
     features: Callable[[jax.Array], jax.Array]
-    """The policy's input for a state: a fixed JAX function (the identity, or the env observation)."""
-    warm_starts: dict[int, np.ndarray]
-    """Controls iLQR starts from per condition when it solves again (line 9); part of GPS's
-    checkpointed state, so a resumed run re-solves from the same place."""
+    """The policy's input for a state: a fixed, hashable JAX function (the identity, or the env
+    observation as an `ObservationMap`)."""
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
-                gain_reg: float = 0.0) -> tuple[LinearGaussianController, float]:
-        """iLQR from condition c on l(x, u) (+ extra_cost): the controller (mean clipped to the
-        control box, gains regularised by gain_reg) and its true cost."""
+                gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
+        """iLQR from condition c on l(x, u) (+ extra_cost), started from warm_starts where the
+        problem uses them: the controller (mean clipped to the control box, gains regularised
+        by gain_reg), its true cost and its controls."""
         ...
 
     def sample(self, c: int, act: Act, args: Any, key: jax.Array, count: int) -> Rollouts:
         """count rollouts of act(args, ...) from condition c."""
         ...
+
+
+def identity(x: jax.Array) -> jax.Array:
+    """The features of a JAX task: its state."""
+    return x
 
 
 class JaxTaskProblem:
@@ -66,20 +84,17 @@ class JaxTaskProblem:
         self.obs_dim, self.features = task.state_dim, identity
         self.u_low, self.u_high = np.asarray(task.u_low), np.asarray(task.u_high)
         self.conditions = [np.asarray(c, np.float32) for c in conditions]
-        self.warm_starts: dict[int, np.ndarray] = {}  # unused: iLQR on a JAX task starts from zeros
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
-                gain_reg: float = 0.0) -> tuple[LinearGaussianController, float]:
+                gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
+        """iLQR by autodiff from zero controls (a JAX task needs no warm start)."""
         fn, args = extra_cost if extra_cost is not None else (_no_cost, None)
         sol, true_cost = _guiding_solve(self.task, fn, iterations, jnp.asarray(self.conditions[c]), args)
-        return LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high), float(true_cost)
+        ctrl = LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high)
+        return Guiding(ctrl, float(true_cost), np.asarray(sol.u))
 
     def sample(self, c: int, act: Act, args: Any, key: jax.Array, count: int) -> Rollouts:
         return _jax_rollouts(self.task, act, count, args, jnp.asarray(self.conditions[c]), key)
-
-
-def identity(x: jax.Array) -> jax.Array:
-    return x
 
 
 def _no_cost(args: Any, x: jax.Array, u: jax.Array) -> jax.Array:
@@ -117,18 +132,26 @@ def arm_reach_conditions() -> list[np.ndarray]:
     return [np.array(q + (0.0, 0.0), np.float32) for q in [(0.3, 0.3), (0.0, 0.8), (-0.3, 1.2), (0.6, 0.2)]]
 
 
-def mujoco_features(env_id: str, nq: int) -> Callable[[jax.Array], jax.Array]:
-    """The Gymnasium v5 observation of a planar robot as a JAX function of x = (qpos, qvel): the
-    Swimmer leaves out the root's x and y, the walkers the root's x and clip qvel to [-10, 10]."""
+@dataclass(frozen=True)
+class ObservationMap:
+    """The Gymnasium v5 observation of a planar robot as a JAX function of x = (qpos, qvel):
+    qpos without its first `skip` entries, then qvel, clipped to +-clip (None: not clipped).
+    Hashable by value, so functions jitted over it compile once per robot."""
+
+    nq: int
+    skip: int
+    clip: float | None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        qvel = x[..., self.nq:]
+        return jnp.concatenate([x[..., self.skip:self.nq], qvel if self.clip is None else jnp.clip(qvel, -self.clip, self.clip)], axis=-1)
+
+
+def mujoco_features(env_id: str, nq: int) -> ObservationMap:
+    """The observation map of a robot: the Swimmer leaves out the root's x and y, the walkers the
+    root's x and clip qvel to [-10, 10]."""
     swimmer = robot_name(env_id) == "Swimmer"
-    skip = 2 if swimmer else 1
-    clip = None if swimmer else 10.0
-
-    def features(x: jax.Array) -> jax.Array:
-        qvel = x[..., nq:]
-        return jnp.concatenate([x[..., skip:nq], qvel if clip is None else jnp.clip(qvel, -clip, clip)], axis=-1)
-
-    return features
+    return ObservationMap(nq, 2 if swimmer else 1, None if swimmer else 10.0)
 
 
 class MujocoProblem:
@@ -172,13 +195,12 @@ class MujocoProblem:
             if not terrains:
                 x[root : model.nq] += rng.uniform(-spread, spread, model.nq - root)
             self.conditions.append(x)
-        self.warm_starts: dict[int, np.ndarray] = {}  # each condition's last iLQR solution
         self._example_u = {c: self.example_controls(c, example) for c in range(len(self.conditions))} if example else {}
         self._running = [jax.jit(jax.vmap(c.running)) for c in self.costs]
         self._terminal = [jax.jit(jax.vmap(c.terminal)) for c in self.costs]
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
-                gain_reg: float = 0.0) -> tuple[LinearGaussianController, float]:
+                gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
         from policysearch.control.costs import initial_controls
         from policysearch.control.mujoco_ilqr import solve_mujoco
 
@@ -190,7 +212,11 @@ class MujocoProblem:
         # iLQR starts from this condition's last solution (line 9 re-optimises it), else from the
         # example motion, else on a terrain from the first terrain's solution, else from
         # `initial_controls` (with continuation for robots that can fall)
-        u_init = self.warm_starts.get(c, self._example_u.get(c, self.warm_starts.get(0) if self.terrains else None))
+        warm = dict(enumerate(warm_starts))
+        u_init = warm.get(c)
+        if u_init is None:
+            u_init = self._example_u.get(c, warm.get(0) if self.terrains else None)
+        u_init = None if u_init is None else np.array(u_init)
         with jax.enable_x64(True):
             if u_init is None:
                 u_init = initial_controls(self.name, self.horizon, self.control_dim)
@@ -198,10 +224,9 @@ class MujocoProblem:
                     u_init = self._continuation(c, running, cost.terminal, iterations, u_init)
             sol = solve_mujoco(self.models[c], running, cost.terminal, self.conditions[c], u_init,
                                ILQRConfig(max_iterations=iterations), fd_eps=self.fd_eps)
-            self.warm_starts[c] = np.asarray(sol.u)
             true_cost = float(trajectory_cost(cost.running, cost.terminal, sol.x, sol.u))
             ctrl = LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high)
-        return LinearGaussianController(*(jnp.asarray(np.asarray(a), jnp.float32) for a in ctrl)), true_cost
+        return Guiding(LinearGaussianController(*(jnp.asarray(np.asarray(a), jnp.float32) for a in ctrl)), true_cost, np.asarray(sol.u))
 
     def example_controls(self, c: int, act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """The controls of act's rollout from condition c over the horizon (clipped to the box)."""

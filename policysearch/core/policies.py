@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from policysearch.distributions import Categorical, DiagGaussian, Distribution
+from policysearch.core.distributions import Categorical, DiagGaussian, Distribution
 
 Activation = Literal["tanh", "relu", "softplus"]
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {

@@ -1,0 +1,78 @@
+"""The checkpoint form of Guided Policy Search's state (`algos.gps.state.GPSState`): arrays for
+safetensors, the rest for JSON, no pickle, so that `--resume` continues a run exactly where its
+last completed iteration left it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from policysearch.algos.gps.samples import SampleStore, Source
+from policysearch.algos.gps.state import GPSState
+from policysearch.control.lqg import LinearGaussianController
+from policysearch.core.normalize import RunningStats
+from policysearch.core.policies import PolicyParams
+from policysearch.errors import UserError
+from policysearch.run.checkpoint import fill_tree, named_arrays
+
+
+def state_to_checkpoint(state: GPSState) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, JSON) of the state."""
+    arrays = {"key": np.asarray(state.key)}
+    if len(state.store):
+        arrays.update({f"store.{k}": np.stack(getattr(state.store, k)) for k in ("states", "actions", "rewards")})
+    arrays.update(named_arrays(state.best, "best"))
+    kinds = []
+    for j, source in enumerate(state.sources):
+        if source.controller is not None:
+            kinds.append("controller")
+            arrays.update({f"source.{j}.{name}": np.asarray(a) for name, a in source.controller._asdict().items()})
+        else:
+            kinds.append("policy")
+            arrays.update(named_arrays(source.params, f"source.{j}.params"))
+    if state.obs_stats is not None:
+        arrays.update({f"obs_stats.{k}": np.asarray(v) for k, v in state.obs_stats._asdict().items()})
+    warm = [c for c, u in enumerate(state.warm_starts) if u is not None]
+    arrays.update({f"warm.{c}": np.asarray(state.warm_starts[c]) for c in warm})
+    meta = {
+        "iteration": state.iteration, "w_r": float(state.w_r), "best_costs": list(state.best_costs), "initial_cost": state.initial_cost,
+        "condition": list(state.store.condition), "source": list(state.store.source), "source_kinds": kinds,
+        "guiding": sorted(state.guiding), "policy_sources": list(state.policy_sources), "ddp_sources": list(state.ddp_sources),
+        "ddp_costs": list(state.ddp_costs), "history": list(state.history), "warm": warm, "conditions": len(state.warm_starts),
+    }
+    return {k: np.ascontiguousarray(v) for k, v in arrays.items()}, meta
+
+
+def state_from_checkpoint(arrays: dict[str, np.ndarray], meta: dict[str, Any], template: PolicyParams, ckpt: Path) -> GPSState:
+    """The state written by `state_to_checkpoint` into checkpoint `ckpt`; template: the policy's
+    parameters (for names and shapes). Anything missing or misshapen is a UserError."""
+    try:
+        store = SampleStore()
+        if meta["source"]:
+            store = SampleStore(*(tuple(arrays[f"store.{k}"]) for k in ("states", "actions", "rewards")),
+                                tuple(meta["condition"]), tuple(meta["source"]))
+            if not len(store.states) == len(store.source) == len(store.condition):
+                raise UserError(f"the GPS state holds {len(store.states)} trajectories but {len(store.source)} source labels")
+        sources = []
+        for j, kind in enumerate(meta["source_kinds"]):
+            if kind == "controller":
+                sources.append(Source(LinearGaussianController(**{f: jnp.asarray(arrays[f"source.{j}.{f}"]) for f in LinearGaussianController._fields}), None))
+            else:
+                sources.append(Source(None, fill_tree(template, arrays, ckpt, f"source.{j}.params")))
+        stats = None
+        if "obs_stats.mean" in arrays:
+            stats = RunningStats(*(jnp.asarray(arrays[f"obs_stats.{k}"]) for k in RunningStats._fields))
+        warm = [None] * int(meta["conditions"])
+        for c in meta["warm"]:
+            warm[int(c)] = np.asarray(arrays[f"warm.{c}"])
+        return GPSState(
+            iteration=int(meta["iteration"]), key=jnp.asarray(arrays["key"]), w_r=float(meta["w_r"]), best=fill_tree(template, arrays, ckpt, "best"),
+            best_costs=tuple(meta["best_costs"]), initial_cost=float(meta["initial_cost"]), store=store, sources=tuple(sources),
+            guiding=frozenset(meta["guiding"]), policy_sources=tuple(meta["policy_sources"]), ddp_sources=tuple(meta["ddp_sources"]),
+            ddp_costs=tuple(meta["ddp_costs"]), obs_stats=stats, warm_starts=tuple(warm), history=tuple(meta["history"]),
+        )
+    except KeyError as exc:
+        raise UserError(f"the GPS state lacks {exc}: it is incomplete or was written by another policysearch version; start a new run") from exc

@@ -1,0 +1,241 @@
+"""The one trainer loop every on-policy algorithm runs: collect -> update -> log -> checkpoint
+-> evaluate. It knows no algorithm's equations: those come in as an `Algorithm`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import jax
+import numpy as np
+
+from policysearch.algos import ALGORITHMS, Algorithm, OnPolicyConfig
+from policysearch.core.normalize import NormConfig, NormState
+from policysearch.core.policies import Policy
+from policysearch.envs import Backend, EnvSpec, VecEnv, make_env
+from policysearch.envs.rollout import Collector
+from policysearch.errors import UserError, require, require_positive
+from policysearch.run.checkpoint import fill_tree, load_extra, named_arrays, save_checkpoint
+from policysearch.run.folder import default_run_dir, new_run_dir, resume_checkpoint, write_config
+from policysearch.run.logging import MetricsLogger
+from policysearch.run.progress import TrainProgress
+from policysearch.run.snapshot import TrainedPolicy, TrainResult, policy_meta
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to train on and how the run is kept: shared by every algorithm."""
+
+    env: str = "Hopper-v5"
+    """Gymnasium environment id (or `module:EnvId` for a user's env)."""
+    total_steps: int = 1_000_000
+    """Environment steps to train for (all envs together)."""
+    seed: int = 0
+    """Seed of parameters, sampling and environments."""
+    num_envs: int = 8
+    """Environments stepped in parallel."""
+    run_dir: str = ""
+    """Where config, metrics, checkpoints, plots and videos go (default: runs/ALGO-ENV-sSEED)."""
+    backend: Backend = "auto"
+    """Vector env backend: EnvPool where it serves the env, else Gymnasium."""
+    normalize_obs: bool = True
+    """Running mean/std observation normalisation (statistics saved with the policy)."""
+    normalize_reward: bool = True
+    """Scale rewards by the running std of the discounted return."""
+    clip_obs: float = 10.0
+    """Clip normalised observations to [-clip, clip]."""
+    clip_reward: float = 10.0
+    """Clip scaled rewards to [-clip, clip]."""
+    checkpoint_every: int = 100_000
+    """Steps between checkpoints (one is always written at the end)."""
+    eval_every: int = 0
+    """Steps between evaluations during training (0: only at the end)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation (0: none)."""
+    video: bool = True
+    """Render an MP4 of the trained policy at the end (MuJoCo tasks)."""
+    progress: bool = True
+    """Show a live progress bar."""
+    overwrite: bool = False
+    """Start afresh in a run dir that already holds a run (its checkpoints are deleted)."""
+
+    def __post_init__(self) -> None:
+        require_positive("total_steps", self.total_steps)
+        require_positive("num_envs", self.num_envs)
+        require_positive("checkpoint_every", self.checkpoint_every)
+        require(self.eval_every >= 0 and self.eval_episodes >= 0, "--eval-every and --eval-episodes must be >= 0")
+        require_positive("clip_obs", self.clip_obs)
+        require_positive("clip_reward", self.clip_reward)
+
+    @property
+    def norm(self) -> NormConfig:
+        return NormConfig(self.normalize_obs, self.normalize_reward, self.clip_obs, self.clip_reward)
+
+
+class TrainState(NamedTuple):
+    """Everything an on-policy run carries between updates, checkpointed for --resume: the
+    algorithm's state, the normalisation statistics and the rollout key."""
+
+    algo: Any
+    norm: NormState
+    key: jax.Array
+
+
+RESUMABLE = ("total_steps",)
+"""The one setting a resumed on-policy run may change (it extends or shortens the run)."""
+
+
+def make_policy(spec: EnvSpec, config: OnPolicyConfig) -> Policy:
+    return Policy(spec.obs_dim, spec.action_dim, spec.action_kind, tuple(config.hidden), config.activation, config.log_std_init)
+
+
+class _Run(NamedTuple):
+    """A started run: its folder, env, algorithm, state and where its counters stand."""
+
+    run_dir: Path
+    env: VecEnv
+    algo: Algorithm
+    state: TrainState
+    start_update: int
+    elapsed: float
+    recent_returns: list[float]
+    config_record: dict[str, Any]
+
+
+def _start(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, resume: Path | None, num_updates: int) -> _Run:
+    """Check the settings (and on resume the saved run, before anything is written), then open
+    the run folder, the envs and the algorithm with its initial or restored state."""
+    require(algo_name in ALGORITHMS and ALGORITHMS[algo_name].kind == "on-policy",
+            f"unknown on-policy algorithm '{algo_name}'; choose from {sorted(k for k, v in ALGORITHMS.items() if v.kind == 'on-policy')}")
+    spu = algo_config.steps_per_update
+    require(spu % run.num_envs == 0, f"--steps-per-update ({spu}) must be a multiple of --num-envs ({run.num_envs})")
+    start_update, elapsed, recent, ckpt = 0, 0.0, [], None
+    if resume is not None:
+        ckpt, meta = resume_checkpoint(resume, algo_name, run, algo_config, RESUMABLE)
+        start_update, elapsed, recent = meta["update"], meta["wall_time"], list(meta.get("recent_returns", []))
+        run_dir = Path(resume)
+    else:
+        run_dir = new_run_dir(Path(run.run_dir) if run.run_dir else default_run_dir(algo_name, run.env, run.seed), run.overwrite)
+    env = make_env(run.env, run.num_envs, run.seed + 7919 * start_update, run.backend)
+    policy = make_policy(env.spec, algo_config)
+    algo = ALGORITHMS[algo_name].make(algo_config, policy, num_updates)
+    k_init, k_run = jax.random.split(jax.random.PRNGKey(run.seed))
+    state = TrainState(algo.init(k_init), NormState.create(env.spec.obs_dim, run.num_envs), k_run)
+    if ckpt is not None:
+        state = fill_tree(state, load_extra(ckpt), ckpt)
+    record = write_config(run_dir, algo_name, run, algo_config, env_spec=dataclasses.asdict(env.spec), backend=env.backend)
+    return _Run(run_dir, env, algo, state, start_update, elapsed, recent, record)
+
+
+def train(
+    algo_name: str,
+    run: RunConfig,
+    algo_config: OnPolicyConfig,
+    resume: Path | None = None,
+    on_update: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train `algo_name` with `algo_config` on `run.env` (or continue the run in `resume`):
+    collect a batch, update, log, checkpoint, evaluate; after a KeyboardInterrupt the last
+    completed update is checkpointed."""
+    spu = algo_config.steps_per_update
+    num_updates = math.ceil(run.total_steps / spu)
+    r = _start(algo_name, run, algo_config, resume, num_updates)
+    run_dir, env, algo, state = r.run_dir, r.env, r.algo, r.state
+    recent = deque(r.recent_returns, maxlen=100)
+    logger = MetricsLogger(run_dir, resume_step=r.start_update * spu if resume is not None else None)
+
+    def snapshot(s: TrainState) -> TrainedPolicy:
+        return TrainedPolicy(algo.policy, s.algo.params, s.norm.obs, run.norm, env.spec, r.config_record)
+
+    def checkpoint(s: TrainState, update: int, wall: float) -> None:
+        meta = policy_meta(algo.policy, env.spec, s.norm.obs if run.normalize_obs else None, run.clip_obs)
+        meta.update(algo=algo_name, run=dataclasses.asdict(run), algo_config=dataclasses.asdict(algo_config), num_envs=run.num_envs,
+                    update=update, wall_time=wall, recent_returns=list(recent))
+        save_checkpoint(run_dir / "checkpoints", update * spu, s.algo.params, meta, extra=named_arrays(s))
+
+    collector = Collector(env, algo.policy, run.norm, algo_config.gamma)
+    T = spu // run.num_envs
+    ckpt_every = max(1, run.checkpoint_every // spu)
+    eval_every = max(1, run.eval_every // spu) if run.eval_every else 0
+    committed, last_saved = (state, r.start_update), r.start_update
+    t_start = time.perf_counter() - r.elapsed
+    final_eval = None
+    with TrainProgress(f"{algo_name} {run.env}", num_updates * spu, r.start_update * spu, enabled=run.progress) as bar:
+        try:
+            for update in range(r.start_update + 1, num_updates + 1):
+                t0 = time.perf_counter()
+                batch, norm, key = collector.collect(state.algo.params, state.norm, state.key, T)
+                algo_state, metrics = algo.update(state.algo, batch)
+                state = TrainState(algo_state, norm, key)
+                metrics = jax.device_get(metrics)  # waits for the update, so steps_per_second includes it
+                finished = collector.episodes.pop()
+                recent.extend(ret for ret, _ in finished)
+                row = _row(update * spu, time.perf_counter() - t_start, spu / (time.perf_counter() - t0), recent, finished, metrics)
+                last = update == num_updates
+                if run.eval_episodes and ((eval_every and update % eval_every == 0) or last):
+                    final_eval = _evaluate(snapshot(state), run, seed=run.seed + 10_000 + update)
+                    row["eval_return_mean"] = final_eval["return_mean"]
+                logger.log(row)
+                committed = (state, update)
+                if on_update is not None:
+                    on_update(row)
+                if update % ckpt_every == 0 or last:
+                    checkpoint(state, update, time.perf_counter() - t_start)
+                    last_saved = update
+                bar.advance(row["step"], row["episode_return_mean"])
+        except KeyboardInterrupt:
+            if committed[1] > last_saved:
+                checkpoint(*committed, time.perf_counter() - t_start)
+            raise
+        finally:
+            logger.close()
+            env.close()
+    agent = snapshot(state)
+    _finish_artifacts(run_dir, run, algo_name, agent)
+    summary: dict[str, Any] = {"run_dir": str(run_dir)}
+    summary.update({f"eval_{k}": v for k, v in (final_eval or {}).items()})
+    return TrainResult(run_dir, agent, summary)
+
+
+def _row(step: int, wall_time: float, steps_per_second: float, recent: deque, finished: list[tuple[float, int]],
+         metrics: dict[str, Any]) -> dict[str, Any]:
+    """One metrics.csv row: counters, the recent episodes' returns and lengths, the update's metrics."""
+    return {
+        "step": step,
+        "wall_time": wall_time,
+        "episode_return_mean": float(np.mean(recent)) if recent else None,
+        "episode_length_mean": float(np.mean([n for _, n in finished])) if finished else None,
+        "episodes": len(finished),
+        "steps_per_second": steps_per_second,
+        "eval_return_mean": None,
+        **{k: float(v) for k, v in metrics.items()},
+    }
+
+
+def _evaluate(agent: TrainedPolicy, run: RunConfig, seed: int) -> dict[str, float]:
+    from policysearch.run.evaluation import evaluate
+
+    return evaluate(agent, run.env, run.eval_episodes, seed=seed, backend=run.backend)
+
+
+def _finish_artifacts(run_dir: Path, run: RunConfig, algo_name: str, agent: TrainedPolicy) -> None:
+    from policysearch.envs.vector import ENVPOOL_MUJOCO
+    from policysearch.run.viz import plot_learning_curve, record_video
+
+    plot_learning_curve(run_dir, f"{algo_name.upper()} on {run.env}")
+    if run.video and (run.env in ENVPOOL_MUJOCO or "mujoco" in str(getattr(_gym_spec(run.env), "entry_point", ""))):
+        record_video(agent, run.env, run_dir / "policy.mp4", seed=run.seed)
+
+
+def _gym_spec(env_id: str) -> Any:
+    from policysearch.envs import check_env_id
+
+    try:
+        return check_env_id(env_id)
+    except UserError:
+        return None

@@ -1,0 +1,219 @@
+"""`policysearch train gps`: the trainer that drives Guided Policy Search on a task with a
+dynamics model (the edge around `algos.gps`: problem construction, run folder, metrics,
+checkpoints, plot, evaluation), as `run.train` drives the on-policy algorithms.
+
+The run folder (`run.folder`) holds config.json, metrics.csv (one row per iteration of Algorithm
+1), the policy as a checkpoint after every iteration (the same policy form as every algorithm's,
+so `policysearch eval` and `policysearch.load` read it) together with the whole state of
+Algorithm 1 (`run.gps_checkpoint`; `--resume RUN_DIR` continues from the last completed
+iteration), the guiding controllers, learning_curve.png (policy and DDP cost per iteration) and
+summary.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from policysearch.algos.gps import GPS, OBS_CLIP, GPSConfig, GPSState, make_gps, policy_cost
+from policysearch.core.normalize import NormConfig, RunningStats
+from policysearch.envs import EnvSpec
+from policysearch.envs.problems import GPSProblem, JaxTaskProblem, MujocoProblem, arm_reach_conditions
+from policysearch.envs.systems import TASKS
+from policysearch.errors import UserError, require, require_positive
+from policysearch.run.checkpoint import load_extra, save_checkpoint, write_json_atomic
+from policysearch.run.folder import default_run_dir, new_run_dir, resume_checkpoint, write_config
+from policysearch.run.gps_checkpoint import state_from_checkpoint, state_to_checkpoint
+from policysearch.run.snapshot import TrainedPolicy, TrainResult, policy_meta
+
+MUJOCO_TASKS = ("Swimmer", "Hopper", "Walker2d", "Walker2dTerrain")
+RESUMABLE = ("iterations",)
+"""The one setting a resumed GPS run may change (more iterations continue it); any other change,
+of the task or of the algorithm, would make the saved sample set and policies inconsistent with
+the run."""
+
+
+@dataclass(frozen=True)
+class GPSRunConfig:
+    """What GPS trains on and where the run goes."""
+
+    env: str = "arm-reach-dense"
+    """A task with a dynamics model: a JAX system (arm-reach-dense, arm-reach, pendulum-swingup,
+    cartpole-swingup) or a MuJoCo robot with a locomotion cost (Swimmer-v5, Hopper-v5, Walker2d-v5,
+    policysearch/Walker2dTerrain-v0: one condition per --terrains seed)."""
+    conditions: int = 4
+    """Training conditions (initial states). arm-reach-dense has its 4 documented starts; other
+    tasks use the default start and perturbed ones."""
+    horizon: int = 0
+    """Time steps T of every trajectory (0: the task's default, 150 for MuJoCo robots)."""
+    condition_spread: float = 0.1
+    """Perturbation (rad) of the joint angles of the extra initial states."""
+    terrains: tuple[int, ...] = (0, 1, 2, 3)
+    """Training terrain seeds of policysearch/Walker2dTerrain-v0 (one condition each; --conditions is ignored there)."""
+    example_policy: str = ""
+    """A trained policysearch run (PPO, TRPO or GPS) whose deterministic rollout from each condition
+    is the controls iLQR starts from: the paper initialised DDP from example motions. MuJoCo robots
+    only; empty: the robot's default start (`control.costs.initial_controls` and continuation)."""
+    target_velocity: float = 1.0
+    """Forward velocity (m/s) of the MuJoCo robots' locomotion cost."""
+    seed: int = 0
+    """Seed of parameters, sampling and initial-state perturbations."""
+    run_dir: str = ""
+    """Where the run goes (default: runs/gps-ENV-sSEED)."""
+    eval_episodes: int = 10
+    """Episodes of the final evaluation on the real env (MuJoCo robots)."""
+    overwrite: bool = False
+    """Start afresh in a run dir that already holds a run."""
+    json: bool = False
+    """Print the summary as one JSON object."""
+
+    def __post_init__(self) -> None:
+        require_positive("conditions", self.conditions)
+        require(self.horizon >= 0, f"--horizon must be >= 0, got {self.horizon}")
+        require(self.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {self.eval_episodes}")
+        require(self.target_velocity > 0, f"--target-velocity must be > 0, got {self.target_velocity}")
+
+
+def is_mujoco_task(env: str) -> bool:
+    from policysearch.control.costs import robot_name
+
+    return robot_name(env) in MUJOCO_TASKS
+
+
+def make_problem(run: GPSRunConfig) -> GPSProblem:
+    """The GPSProblem of run.env, or a UserError saying why GPS cannot run on it."""
+    require(not run.example_policy or is_mujoco_task(run.env),
+            f"--example-policy starts iLQR on MuJoCo robots only, not on '{run.env}'; leave it out")
+    if run.env in TASKS:
+        kwargs = {"horizon": run.horizon} if run.horizon else {}
+        task = TASKS[run.env](**kwargs)
+        if run.env == "arm-reach-dense":
+            conds = arm_reach_conditions()[: run.conditions]
+        else:
+            rng = np.random.default_rng(run.seed)
+            x0 = np.asarray(task.x0, np.float32)
+            half = len(x0) // 2
+            conds = [x0] + [x0 + np.concatenate([rng.uniform(-run.condition_spread, run.condition_spread, half), np.zeros(len(x0) - half)]).astype(np.float32)
+                            for _ in range(run.conditions - 1)]
+        return JaxTaskProblem(task, conds)
+    if is_mujoco_task(run.env):
+        terrains = tuple(run.terrains) if "Terrain" in run.env else ()
+        example = None
+        if run.example_policy:
+            from policysearch.run.snapshot import load
+
+            example = load(run.example_policy).act
+        return MujocoProblem(run.env, run.horizon or 150, run.conditions, run.condition_spread, run.seed, run.target_velocity,
+                             terrains=terrains, example=example)
+    raise UserError(
+        f"GPS needs a model of the dynamics and a cost, which '{run.env}' does not have: use a JAX task "
+        f"({', '.join(TASKS)}) or a MuJoCo robot (Swimmer-v5, Hopper-v5, Walker2d-v5, policysearch/Walker2dTerrain-v0)"
+    )
+
+
+def env_spec(run: GPSRunConfig, problem: GPSProblem) -> EnvSpec:
+    """The spec a GPS policy is saved with: it acts on problem.features(x), the env's observation
+    on MuJoCo robots and the state on JAX tasks."""
+    lo, hi = (tuple(float(v) for v in a) for a in (problem.u_low, problem.u_high))
+    return EnvSpec(run.env, problem.obs_dim, "gaussian", problem.control_dim, lo, hi)
+
+
+def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = None) -> TrainResult:
+    """Run Algorithm 1 (or continue the run in `resume` from its last completed iteration), keep
+    everything in the run folder, and return it with the policy and the summary."""
+    from policysearch.run.logging import MetricsLogger
+
+    state, elapsed = None, 0.0
+    if resume:
+        ckpt, meta = resume_checkpoint(Path(resume), "gps", run, algo, RESUMABLE)
+        require("gps_state" in meta, f"'{ckpt}' holds no GPS state (written before GPS runs could be resumed); start a new run")
+        run = dataclasses.replace(run, run_dir=str(resume))
+    problem = make_problem(run)
+    gps = make_gps(algo, problem)
+    if resume:
+        run_dir = Path(resume)
+    else:
+        run_dir = new_run_dir(Path(run.run_dir) if run.run_dir else default_run_dir("gps", run.env, run.seed), run.overwrite,
+                              fix="pass --overwrite to replace it, or choose another --run-dir")
+    if resume:
+        state = state_from_checkpoint(load_extra(ckpt), meta["gps_state"], gps.policy.init(jax.random.PRNGKey(0)), ckpt)
+        elapsed = float(meta.get("wall_time", 0.0))
+    write_config(run_dir, "gps", run, algo)
+    spec = env_spec(run, problem)
+    logger = MetricsLogger(run_dir, resume_step=len(state.store) * problem.horizon if state is not None else None)
+    t0 = time.perf_counter() - elapsed
+    state = gps.init(run.seed) if state is None else state
+    while state.iteration < algo.iterations:
+        state, row = gps.iteration(state)
+        row = dict(row, step=row["samples"] * problem.horizon, wall_time=time.perf_counter() - t0)
+        logger.log(row)
+        arrays, state_meta = state_to_checkpoint(state)
+        meta = dict(policy_meta(gps.policy, spec, state.obs_stats, OBS_CLIP), algo="gps", run=dataclasses.asdict(run),
+                    algo_config=dataclasses.asdict(algo), iteration=row["iteration"], gps_state=state_meta, wall_time=row["wall_time"])
+        save_checkpoint(run_dir / "checkpoints", row["iteration"], state.best, meta, extra=arrays)
+        if not run.json:
+            print(describe_iteration(row), flush=True)
+    logger.close()
+    return _finish(run, run_dir, gps, state, spec, time.perf_counter() - t0)
+
+
+def describe_iteration(row: dict[str, Any]) -> str:
+    return (f"iter {row['iteration']:3d}  {'accept' if row['accepted'] else 'reject'}  w_r {row['w_r']:8.2g}  "
+            f"value {row['value_new']:10.4g} vs {row['value_best']:10.4g}  policy cost {row['policy_cost_mean']:10.4g}  "
+            f"DDP {row['ddp_cost_mean']:10.4g}  samples {row['samples']}  ({row['wall_time']:.0f} s)")
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """The run's summary in one sentence."""
+    extra = f"; env return {summary['eval_return_mean']:.1f} over {summary['eval_episodes']} episodes" if "eval_return_mean" in summary else ""
+    return (f"GPS policy cost {summary['policy_cost']:.4g} vs DDP {summary['ddp_cost']:.4g} ({summary['accepted']}/{summary['iterations']} "
+            f"iterations accepted, {summary['real_steps']} real steps, {summary['seconds']:.0f} s){extra}; run in {summary['run_dir']}")
+
+
+def _finish(run: GPSRunConfig, run_dir: Path, gps: GPS, state: GPSState, spec: EnvSpec, seconds: float) -> TrainResult:
+    """Save the guiding controllers, score the policy, plot and write summary.json."""
+    problem = gps.problem
+    for c, j in enumerate(state.ddp_sources):
+        state.sources[j].controller.save(run_dir / "controllers" / f"condition_{c}", {"env": run.env, "condition": c})
+    costs = [policy_cost(problem, gps.policy, state.best, state.obs_stats, c) for c in range(len(problem.conditions))]
+    summary = {
+        "env": run.env, "conditions": len(problem.conditions), "horizon": problem.horizon, "iterations": len(state.history),
+        "accepted": sum(r["accepted"] for r in state.history), "policy_cost": float(np.mean(costs)),
+        "ddp_cost": float(np.mean(state.ddp_costs)), "policy_costs": costs, "ddp_costs": list(state.ddp_costs),
+        "samples": len(state.store), "real_steps": len(state.store) * problem.horizon, "seconds": seconds,
+    }
+    stats = state.obs_stats
+    norm = NormConfig(obs=stats is not None, reward=False, clip_obs=OBS_CLIP)
+    agent = TrainedPolicy(gps.policy, state.best, RunningStats.create((spec.obs_dim,)) if stats is None else stats, norm, spec,
+                          {"algo": "gps", "run": dataclasses.asdict(run)})
+    if is_mujoco_task(run.env) and run.eval_episodes and not problem.terrains:
+        from policysearch.run.evaluation import evaluate
+
+        summary.update({f"eval_{k}": v for k, v in evaluate(agent, run.env, run.eval_episodes, seed=run.seed + 10_000).items()})
+    _plot(run_dir, state, run.env)
+    summary["run_dir"] = str(run_dir)
+    write_json_atomic(run_dir / "summary.json", summary)
+    return TrainResult(run_dir, agent, summary)
+
+
+def _plot(run_dir: Path, state: GPSState, env: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    from policysearch.run.viz import save_axes
+
+    history = state.history
+    it = [0] + [r["iteration"] for r in history]
+    cost = [history[0]["policy_cost_initial"]] + [r["policy_cost_mean"] for r in history]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    ax.plot(it, cost, "o-", label="GPS policy (mean over conditions)")
+    ax.axhline(float(np.mean(state.ddp_costs)), color="k", ls="--", label="DDP controllers")
+    for r in history:
+        if not r["accepted"]:
+            ax.plot(r["iteration"], r["policy_cost_mean"], "x", color="tab:red")
+    return save_axes(fig, ax, run_dir / "learning_curve.png", "GPS iteration (x: rejected)", "cost", f"GPS on {env}")
