@@ -184,7 +184,11 @@ def cmd_plan(argv: Sequence[str]) -> int:
     if cfg.json:
         print(json.dumps(result))
     else:
-        print(f"cost {result['cost_initial']:.6g} -> {result['cost_final']:.6g} in {result['iterations']} iterations, {result['seconds']:.3f} s; controller in {result['run_dir']}")
+        print(f"cost {result['cost_initial']:.6g} -> {result['cost_final']:.6g} in {result['iterations']} iterations "
+              f"(stopped: {result['stopped']}), {result['seconds']:.3f} s; controller in {result['run_dir']}")
+        if "steps" in result:  # a MuJoCo robot: the controller's closed loop on the real env
+            ran = f"ran the whole horizon ({result['steps']} steps)" if not result["terminated"] else f"terminated at step {result['steps']}"
+            print(f"closed loop on the real env: {ran}, return {result['env_return']:.1f}, moved {result['x_travelled']:.2f} m")
     return 0
 
 

@@ -171,3 +171,30 @@ def test_regularised_gains_solve_the_penalised_lqr_and_the_mean_is_clipped() -> 
     u = np.array([0.3, -0.2])
     expected = multivariate_normal(np.clip(raw, lo, hi), np.asarray(reg.cov[t], np.float64)).logpdf(u)
     assert float(reg.log_prob(t, jnp.asarray(x, jnp.float32), jnp.asarray(u, jnp.float32))) == pytest.approx(expected, rel=1e-4)
+
+
+def test_solve_says_why_it_stopped() -> None:
+    """Solution.stop names the stopping rule that ended the solve: the iteration cap, the relative
+    cost tolerance, or the gradient test (already met at the start with a huge threshold)."""
+    from policysearch.control.ilqr import STOP_REASONS
+
+    task = TASKS["pendulum-swingup"](horizon=50)
+    u0 = jnp.zeros((task.horizon, task.control_dim))
+    lo, hi = jnp.asarray(task.u_low), jnp.asarray(task.u_high)
+
+    def reason(config: ILQRConfig) -> str:
+        sol = solve(task.dynamics, task.running_cost, task.terminal_cost, task.initial_state(), u0, lo, hi, config)
+        return STOP_REASONS[int(sol.stop)], int(sol.iterations)
+
+    assert reason(ILQRConfig(max_iterations=2)) == ("iteration cap", 2)
+    why, its = reason(ILQRConfig(max_iterations=200, tolerance=1e-3))
+    assert why == "converged" and its < 200
+    assert reason(ILQRConfig(gradient_tolerance=1e30)) == ("stationary", 0)
+
+
+def test_plan_json_says_why_it_stopped(tmp_path) -> None:
+    from tests.conftest import run_cli
+
+    out = run_cli("plan", "--env", "pendulum-swingup", "--horizon", "50", "--iterations", "3", "--run-dir", str(tmp_path / "p"))
+    assert out.returncode == 0, out.stderr
+    assert "(stopped: iteration cap)" in out.stdout

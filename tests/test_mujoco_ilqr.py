@@ -61,3 +61,18 @@ def test_planned_controller_moves_forward_on_the_real_env(tmp_path, env_id: str,
         again = closed_loop_on_env(controller, env_id)
     assert again["steps"] == horizon and not again["terminated"]
     assert again["x_travelled"] == pytest.approx(result["x_travelled"], abs=0.05)
+
+
+def test_mujoco_solve_says_why_it_stopped() -> None:
+    """The MuJoCo driver names its stopping rule as the JAX one does."""
+    from policysearch.control.costs import initial_controls, locomotion_cost
+    from policysearch.control.ilqr import STOP_REASONS, ILQRConfig
+    from policysearch.control.mujoco_ilqr import solve_mujoco
+
+    model = MujocoModel("Swimmer-v5")
+    cost = locomotion_cost("Swimmer-v5", model.nq)
+    u0 = initial_controls("Swimmer-v5", 20, model.control_dim)
+    capped = solve_mujoco(model, cost.running, cost.terminal, model.initial_state(), u0, ILQRConfig(max_iterations=2))
+    assert STOP_REASONS[int(capped.stop)] == "iteration cap" and int(capped.iterations) == 2
+    flat = solve_mujoco(model, cost.running, cost.terminal, model.initial_state(), u0, ILQRConfig(gradient_tolerance=1e30))
+    assert STOP_REASONS[int(flat.stop)] == "stationary" and int(flat.iterations) == 0

@@ -245,6 +245,18 @@ class Solution(NamedTuple):
     mus: jax.Array  # [max_iterations + 1]
     alphas: jax.Array  # [max_iterations + 1], accepted step (0 when rejected)
     iterations: jax.Array  # int
+    stop: jax.Array  # int: why the solve ended, an index into STOP_REASONS
+
+
+STOP_REASONS = ("converged", "stationary", "iteration cap", "mu cap")
+"""Why iLQR stopped: an accepted step lowered the cost by less than `tolerance`; sum |Q_u|^2 fell
+below `gradient_tolerance`; `max_iterations` were run; or the regulariser passed `mu_max` (no
+step lowers the cost, or Q_uu is not positive definite even at mu_max)."""
+
+
+def stop_reason(converged: jax.Array, stationary: jax.Array, gave_up: jax.Array) -> jax.Array:
+    """The index into STOP_REASONS after an iteration (2, the iteration cap, when the solve goes on)."""
+    return jnp.where(converged, 0, jnp.where(stationary, 1, jnp.where(gave_up, 3, 2)))
 
 
 def rollout(dynamics: Dynamics, x0: jax.Array, u: jax.Array) -> jax.Array:
@@ -365,22 +377,22 @@ def solve(
         j, found, xs, us, c_new = jax.lax.while_loop(cond, body, init)
         return found, xs, us, c_new, jnp.where(found, alphas[jnp.maximum(j - 1, 0)], 0.0)
 
-    def iteration(c: tuple) -> tuple:
-        i, x, u, cost, mu, delta, d, bw, done, costs, mus, accepted_alphas = c
-        success, xs, us, c_new, alpha = line_search(x, u, cost, bw)
-        x_new = jnp.where(success, xs, x)
-        u_new = jnp.where(success, us, u)
-        cost_new = jnp.where(success, c_new, cost)
-        converged = success & ((cost - cost_new) / (jnp.abs(cost) + 1e-12) < config.tolerance)
-        mu, delta = update_mu(mu, delta, success, config)
-        gave_up = (mu > config.mu_max) | ~bw.ok
-        costs, mus = costs.at[i + 1].set(cost_new), mus.at[i + 1].set(mu)
-        accepted_alphas = accepted_alphas.at[i + 1].set(alpha)
-        d = jax.lax.cond(success, lambda: derivatives(dynamics, running, terminal, x_new, u_new), lambda: d)
+    def iteration(c: _Carry) -> _Carry:
+        success, xs, us, c_new, alpha = line_search(c.x, c.u, c.cost, c.bw)
+        x_new = jnp.where(success, xs, c.x)
+        u_new = jnp.where(success, us, c.u)
+        cost_new = jnp.where(success, c_new, c.cost)
+        converged = success & ((c.cost - cost_new) / (jnp.abs(c.cost) + 1e-12) < config.tolerance)
+        mu, delta = update_mu(c.mu, c.delta, success, config)
+        gave_up = (mu > config.mu_max) | ~c.bw.ok
+        d = jax.lax.cond(success, lambda: derivatives(dynamics, running, terminal, x_new, u_new), lambda: c.d)
         # the backward pass at the (new) nominal: the next pass's gains, or the returned ones
-        mu, delta, bw = backward_with_retries(d, u_new, mu, delta, bw.k)
-        done = converged | gave_up | stationary(bw)
-        return i + 1, x_new, u_new, cost_new, mu, delta, d, bw, done, costs, mus, accepted_alphas
+        mu_log = mu
+        mu, delta, bw = backward_with_retries(d, u_new, mu, delta, c.bw.k)
+        reason = stop_reason(converged, stationary(bw), gave_up)
+        i = c.i + 1
+        return _Carry(i, x_new, u_new, cost_new, mu, delta, d, bw, reason != 2, reason, c.costs.at[i].set(cost_new),
+                      c.mus.at[i].set(mu_log), c.alphas.at[i].set(alpha))
 
     def stationary(bw: BackwardResult) -> jax.Array:
         if config.gradient_tolerance <= 0:
@@ -390,12 +402,27 @@ def solve(
     mu0, delta0 = jnp.asarray(config.mu_init, dtype), jnp.asarray(1.0, dtype)
     d = derivatives(dynamics, running, terminal, x, u0)
     mu, delta, bw = backward_with_retries(d, u0, mu0, delta0, jnp.zeros_like(u0))
-    init = (
-        0, x, u0, cost, mu, delta, d, bw,
-        stationary(bw), nan.at[0].set(cost), nan.at[0].set(config.mu_init), jnp.zeros((N,), dtype),
-    )
-    i, x, u, cost, mu, delta, d, bw, _, costs, mus, acc = jax.lax.while_loop(
-        lambda c: (c[0] < config.max_iterations) & ~c[8], iteration, init
-    )
-    Q_uu_inv = bw.Q_uu_inv if bounded else _batched_inverse(bw.Q_uu)
-    return Solution(x, u, bw.k, bw.K, bw.Q_uu, Q_uu_inv, cost, costs, mus, acc, i)
+    at_start = stationary(bw)
+    init = _Carry(jnp.asarray(0), x, u0, cost, mu, delta, d, bw, at_start, jnp.where(at_start, 1, 2), nan.at[0].set(cost),
+                  nan.at[0].set(config.mu_init), jnp.zeros((N,), dtype))
+    c = jax.lax.while_loop(lambda c: (c.i < config.max_iterations) & ~c.done, iteration, init)
+    Q_uu_inv = c.bw.Q_uu_inv if bounded else _batched_inverse(c.bw.Q_uu)
+    return Solution(c.x, c.u, c.bw.k, c.bw.K, c.bw.Q_uu, Q_uu_inv, c.cost, c.costs, c.mus, c.alphas, c.i, c.reason)
+
+
+class _Carry(NamedTuple):
+    """The state of `solve`'s loop after i iterations."""
+
+    i: jax.Array
+    x: jax.Array
+    u: jax.Array
+    cost: jax.Array
+    mu: jax.Array
+    delta: jax.Array
+    d: Derivatives
+    bw: BackwardResult
+    done: jax.Array
+    reason: jax.Array
+    costs: jax.Array
+    mus: jax.Array
+    alphas: jax.Array

@@ -17,7 +17,7 @@ import numpy as np
 
 from policysearch.control.ilqr import (
     BackwardResult, Derivatives, ILQRConfig, Solution, backward_pass, cost_expansion, line_search_alphas, select_step,
-    trajectory_cost, update_mu,
+    stop_reason, trajectory_cost, update_mu,
 )
 from policysearch.envs.mujoco_model import MujocoModel
 
@@ -96,7 +96,9 @@ def _solve(
     d = derivatives(x, u)
     bw, mu, delta = backward(d, u, mu, delta)
     done, it = stationary(bw), 0
-    while not done and it < config.max_iterations and bool(bw.ok):
+    reason = 1 if done else (3 if not bool(bw.ok) else 2)
+    done = reason != 2
+    while not done and it < config.max_iterations:
         it += 1
         t0 = time.perf_counter()
         k, K = np.asarray(bw.k), np.asarray(bw.K)
@@ -127,12 +129,13 @@ def _solve(
             on_iteration({"iteration": it, "cost": cost, "mu": mus[-1], "alpha": accepted[-1],
                           "seconds": time.perf_counter() - t0, "derivatives": success})
         converged = success and (old - cost) / (abs(old) + 1e-12) < config.tolerance
-        done = converged or gave_up or stationary(bw)
+        reason = int(stop_reason(converged, stationary(bw), gave_up or not bool(bw.ok)))
+        done = reason != 2
     if mu > 0:  # the returned gains: Tassa's V_xx + mu I inflates K (Walker2d: |K| 11,000 against 700 at mu = 0)
         plain = _backward(d, 0.0, u, lo, hi, k_prev)
         bw = plain if bool(plain.ok) else bw
     pad = lambda a: np.asarray(a + [np.nan] * (config.max_iterations + 1 - len(a)))  # noqa: E731
     return Solution(
         jnp.asarray(x), jnp.asarray(u), bw.k, bw.K, bw.Q_uu, bw.Q_uu_inv, jnp.asarray(cost),
-        jnp.asarray(pad(costs)), jnp.asarray(pad(mus)), jnp.asarray(pad(accepted)), jnp.asarray(it),
+        jnp.asarray(pad(costs)), jnp.asarray(pad(mus)), jnp.asarray(pad(accepted)), jnp.asarray(it), jnp.asarray(reason),
     )

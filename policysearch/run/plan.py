@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policysearch.control.ilqr import ILQRConfig, Solution, solve
+from policysearch.control.ilqr import STOP_REASONS, ILQRConfig, Solution, solve
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.envs.systems import TASKS, Task
 from policysearch.errors import UserError, require_positive
@@ -95,6 +95,7 @@ def _finish(cfg: PlanConfig, run_dir: Path, sol: Solution, controller: LinearGau
         "cost_initial": float(np.asarray(sol.costs)[0]),
         "cost_final": float(sol.cost),
         "iterations": iterations,
+        "stopped": STOP_REASONS[int(sol.stop)],
         "seconds": seconds,
         **extra,
         "run_dir": str(run_dir),
@@ -116,11 +117,11 @@ def _plan_mujoco(cfg: PlanConfig, env_id: str) -> dict[str, Any]:
         if not cfg.json:
             print(f"iter {row['iteration']:4d}  cost {row['cost']:12.6g}  mu {row['mu']:9.3g}  alpha {row['alpha']:6.3g}  ({row['seconds']:.2f} s)", flush=True)
 
+    run_dir = _run_dir(cfg)
     with jax.enable_x64(True):  # MuJoCo states are float64; so are the gains and the rollout
         t0 = time.perf_counter()
         sol = solve_mujoco(model, cost.running, cost.terminal, model.initial_state(), initial_controls(env_id, cfg.horizon, model.control_dim), ilqr, log, cfg.fd_eps)
         seconds = time.perf_counter() - t0
-        run_dir = _run_dir(cfg)
         controller = LinearGaussianController.from_solution(sol, cfg.temperature)
         rollout = closed_loop_on_env(controller, env_id, video=run_dir / "plan.mp4" if cfg.video else None)
         result = _finish(cfg, run_dir, sol, controller, seconds, env_id, rollout)
@@ -136,10 +137,11 @@ def _plan_jax(cfg: PlanConfig) -> dict[str, Any]:
     u0 = jnp.zeros((task.horizon, task.control_dim))
     solver.lower(task.initial_state(), u0).compile()
     t0 = time.perf_counter()
+    run_dir = _run_dir(cfg)
     sol: Solution = jax.block_until_ready(solver(task.initial_state(), u0))
     seconds = time.perf_counter() - t0
     controller = LinearGaussianController.from_solution(sol, cfg.temperature)
-    result = _finish(cfg, _run_dir(cfg), sol, controller, seconds, task.name, {"final_state": [float(v) for v in np.asarray(sol.x[-1])]})
+    result = _finish(cfg, run_dir, sol, controller, seconds, task.name, {"final_state": [float(v) for v in np.asarray(sol.x[-1])]})
     if not cfg.json:
         costs, mus, alphas = (np.asarray(a) for a in (sol.costs, sol.mus, sol.alphas))
         for i in range(1, result["iterations"] + 1):
