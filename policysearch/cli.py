@@ -84,7 +84,7 @@ def _train_args_type(algo: str) -> type:
 def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
     """On --resume DIR, the run's saved config becomes the default of every flag."""
     from policysearch.run.checkpoint import find_checkpoint, read_meta
-    from policysearch.run.folder import config_from_dict
+    from policysearch.run.folder import config_from_dict, require_algo
 
     argv = list(argv)
     resume = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--resume"), None)
@@ -92,8 +92,7 @@ def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
     if resume is None:
         return None
     meta = read_meta(find_checkpoint(Path(resume)))
-    if meta.get("algo") != algo:
-        raise UserError(f"'{resume}' holds a {meta.get('algo')} run; resume it with `policysearch train {meta.get('algo')} --resume {resume}`")
+    require_algo(meta, algo, resume)
     try:
         run = dataclasses.replace(config_from_dict(trainer(algo).run_config, meta["run"]), run_dir=resume)
         return args_type(run, config_from_dict(ALGORITHMS[algo].config, meta["algo_config"]), resume)

@@ -76,12 +76,17 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
+def require_algo(meta: dict[str, Any], algo: str, resume: Path | str) -> None:
+    """Refuse to resume another algorithm's run, naming the command that would."""
+    saved = meta.get("algo")
+    require(saved == algo, f"'{resume}' holds a {saved} run; resume it with `policysearch train {saved} --resume {resume}`")
+
+
 def check_resume(meta: dict[str, Any], algo: str, resume: Path, run: Any, algo_config: Any, free: tuple[str, ...]) -> None:
     """Refuse (UserError, before anything is written) to resume the run whose last checkpoint has
     `meta` with another algorithm, another env, or any other setting than those in `free` and
     OUTPUT_SETTINGS changed: the saved state would not match the run it continues."""
-    saved_algo = meta.get("algo")
-    require(saved_algo == algo, f"'{resume}' holds a {saved_algo} run; resume it with `policysearch train {saved_algo} --resume {resume}`")
+    require_algo(meta, algo, resume)
     require(meta.get("format") == FORMAT_VERSION,
             f"'{resume}' was written by another policysearch version (checkpoint format {meta.get('format')}, this one reads "
             f"{FORMAT_VERSION}); start a new run")

@@ -61,6 +61,15 @@ class TrainResult:
     summary: dict[str, Any]
 
 
+def frozen_policy(policy: Policy, params: PolicyParams, obs_stats: RunningStats | None, clip_obs: float, spec: EnvSpec,
+                  meta: dict[str, Any]) -> TrainedPolicy:
+    """A TrainedPolicy whose input is standardised by obs_stats, clipped to +-clip_obs (None: raw
+    observations), the form `policy_meta` saves and `load` reads back."""
+    if obs_stats is None:
+        return TrainedPolicy(policy, params, RunningStats.create((spec.obs_dim,)), NormConfig(obs=False, reward=False), spec, meta)
+    return TrainedPolicy(policy, params, obs_stats, NormConfig(obs=True, reward=False, clip_obs=clip_obs), spec, meta)
+
+
 def policy_meta(policy: Policy, spec: EnvSpec, obs_stats: RunningStats | None, clip_obs: float) -> dict[str, Any]:
     """What `load` needs besides the parameters, for every algorithm: the checkpoint format, the
     network's settings, the env's spec and the input standardisation (null: raw observations)."""
@@ -77,16 +86,15 @@ def load(path: str | Path) -> TrainedPolicy:
             raise KeyError(f"format {FORMAT_VERSION}")
         spec = EnvSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["env_spec"].items()})
         policy = Policy(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["network"].items()})
-        obs_norm = meta["obs_norm"]
-        stats, norm = RunningStats.create((spec.obs_dim,)), NormConfig(obs=False, reward=False)
+        obs_norm, stats, clip = meta["obs_norm"], None, 0.0
         if obs_norm is not None:
             mean, var = (np.asarray(obs_norm[k], np.float32) for k in ("mean", "var"))
             if mean.shape != (spec.obs_dim,) or var.shape != (spec.obs_dim,):
                 raise TypeError(f"obs_norm of size {mean.shape} for obs_dim {spec.obs_dim}")
             stats = RunningStats(jnp.asarray(mean), jnp.asarray(var), jnp.asarray(1.0, jnp.float32))
-            norm = NormConfig(obs=True, reward=False, clip_obs=float(obs_norm["clip"]))
+            clip = float(obs_norm["clip"])
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"checkpoint '{ckpt}' has an unreadable meta.json (missing or wrong {exc}); it was not written by this "
                         "policysearch version") from exc
     params = load_arrays(ckpt, policy.init(jax.random.PRNGKey(0)))
-    return TrainedPolicy(policy, params, stats, norm, spec, dict(meta, checkpoint=str(ckpt)))
+    return frozen_policy(policy, params, stats, clip, spec, dict(meta, checkpoint=str(ckpt)))

@@ -22,7 +22,6 @@ import jax
 import numpy as np
 
 from policysearch.algos.gps import GPS, OBS_CLIP, GPSConfig, GPSState, make_gps, policy_cost
-from policysearch.core.normalize import NormConfig, RunningStats
 from policysearch.envs import EnvSpec
 from policysearch.envs.problems import GPSProblem, JaxTaskProblem, MujocoProblem, arm_reach_conditions
 from policysearch.envs.systems import TASKS
@@ -30,7 +29,7 @@ from policysearch.errors import UserError, require, require_positive
 from policysearch.run.checkpoint import load_extra, save_checkpoint, write_json_atomic
 from policysearch.run.folder import default_run_dir, new_run_dir, resume_checkpoint, write_config
 from policysearch.run.gps_checkpoint import state_from_checkpoint, state_to_checkpoint
-from policysearch.run.snapshot import TrainedPolicy, TrainResult, policy_meta
+from policysearch.run.snapshot import TrainResult, frozen_policy, policy_meta
 
 MUJOCO_TASKS = ("Swimmer", "Hopper", "Walker2d", "Walker2dTerrain")
 RESUMABLE = ("iterations",)
@@ -138,12 +137,11 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = No
     gps = make_gps(algo, problem)
     if resume:
         run_dir = Path(resume)
+        state = state_from_checkpoint(load_extra(ckpt), meta["gps_state"], gps.policy.init(jax.random.PRNGKey(0)), ckpt)
+        elapsed = float(meta.get("wall_time", 0.0))
     else:
         run_dir = new_run_dir(Path(run.run_dir) if run.run_dir else default_run_dir("gps", run.env, run.seed), run.overwrite,
                               fix="pass --overwrite to replace it, or choose another --run-dir")
-    if resume:
-        state = state_from_checkpoint(load_extra(ckpt), meta["gps_state"], gps.policy.init(jax.random.PRNGKey(0)), ckpt)
-        elapsed = float(meta.get("wall_time", 0.0))
     write_config(run_dir, "gps", run, algo)
     spec = env_spec(run, problem)
     logger = MetricsLogger(run_dir, resume_step=len(state.store) * problem.horizon if state is not None else None)
@@ -188,10 +186,7 @@ def _finish(run: GPSRunConfig, run_dir: Path, gps: GPS, state: GPSState, spec: E
         "ddp_cost": float(np.mean(state.ddp_costs)), "policy_costs": costs, "ddp_costs": list(state.ddp_costs),
         "samples": len(state.store), "real_steps": len(state.store) * problem.horizon, "seconds": seconds,
     }
-    stats = state.obs_stats
-    norm = NormConfig(obs=stats is not None, reward=False, clip_obs=OBS_CLIP)
-    agent = TrainedPolicy(gps.policy, state.best, RunningStats.create((spec.obs_dim,)) if stats is None else stats, norm, spec,
-                          {"algo": "gps", "run": dataclasses.asdict(run)})
+    agent = frozen_policy(gps.policy, state.best, state.obs_stats, OBS_CLIP, spec, {"algo": "gps", "run": dataclasses.asdict(run)})
     if is_mujoco_task(run.env) and run.eval_episodes and not problem.terrains:
         from policysearch.run.evaluation import evaluate
 
