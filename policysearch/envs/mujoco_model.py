@@ -5,6 +5,11 @@ policy's observation leaves out); one model step is one env step, `frame_skip` M
 the control held. Swimmer, Hopper and Walker2d integrate with RK4, which `mjd_transitionFD`
 refuses, so the Jacobians are finite differences of the true env step: every time step's n + m
 perturbed starts go through one multi-threaded `mujoco.rollout` call.
+
+A step is a function of (x, u) alone: the constraint solver's warm start, which MuJoCo keeps in
+MjData between steps, is zero at every step's start. Otherwise the result depends on which state
+a pooled MjData stepped before (differences of 1e-14 that the solver's accept/reject decisions
+grow into different plans from one run to the next).
 """
 
 from __future__ import annotations
@@ -44,6 +49,13 @@ class MujocoModel:
         self._datas = [mujoco.MjData(self.model) for _ in range(threads)]
         self._template = self._full_state(np.concatenate([self.init_qpos, self.init_qvel]))
 
+    @property
+    def healthy_ranges(self) -> tuple[tuple[float, float], tuple[float, float]] | None:
+        """The env's healthy (root height, pitch angle) ranges, where it has them (the walkers)."""
+        inner = self.env.unwrapped
+        z, angle = getattr(inner, "_healthy_z_range", None), getattr(inner, "_healthy_angle_range", None)
+        return None if z is None or angle is None else (tuple(map(float, z)), tuple(map(float, angle)))
+
     def initial_state(self) -> np.ndarray:
         """The default start (qpos, qvel) of the task, without reset noise."""
         return np.concatenate([self.init_qpos, self.init_qvel])
@@ -69,7 +81,8 @@ class MujocoModel:
             return self.step(xs[0], us[0])[None]
         controls = np.repeat(us[:, None, :], self.frame_skip, axis=1)
         states, _ = mj_rollout.rollout(
-            self.model, self._datas, self._to_full(xs), controls, nstep=self.frame_skip, persistent_pool=True
+            self.model, self._datas, self._to_full(xs), controls, nstep=self.frame_skip, persistent_pool=True,
+            initial_warmstart=np.zeros((len(xs), self.nv)),
         )
         last = states[:, -1, :]
         return np.concatenate([last[:, 1 : 1 + self.nq], last[:, 1 + self.nq : 1 + self.nq + self.nv]], axis=1)
@@ -78,6 +91,7 @@ class MujocoModel:
         """x' = f(x, u) for one state, stepped in place (no thread pool)."""
         data = self._datas[0]
         mujoco.mj_setState(self.model, data, self._to_full(x[None])[0], self._spec)
+        data.qacc_warmstart[:] = 0.0
         data.ctrl[:] = u
         for _ in range(self.frame_skip):
             mujoco.mj_step(self.model, data)
