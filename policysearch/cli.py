@@ -183,7 +183,10 @@ def cmd_plan(argv: Sequence[str]) -> int:
     if cfg.json:
         print(json.dumps(result))
     else:
-        print(f"cost {result['cost_initial']:.6g} -> {result['cost_final']:.6g} in {result['iterations']} iterations "
+        if "cost_receding_start" in result:  # a walker: the full-horizon solve started from the windows' plan
+            print(f"receding-horizon start: cost {result['cost_initial']:.6g} -> {result['cost_receding_start']:.6g} "
+                  f"in {result['receding_seconds']:.1f} s")
+        print(f"cost {result['cost_initial']:.6g} -> {result['cost_final']:.6g}, full-horizon iLQR {result['iterations']} iterations "
               f"(stopped: {result['stopped']}), {result['seconds']:.3f} s; controller in {result['run_dir']}")
         if "steps" in result:  # a MuJoCo robot: the controller's closed loop on the real env
             ran = f"ran the whole horizon ({result['steps']} steps)" if not result["terminated"] else f"terminated at step {result['steps']}"

@@ -198,3 +198,113 @@ def test_plan_json_says_why_it_stopped(tmp_path) -> None:
     out = run_cli("plan", "--env", "pendulum-swingup", "--horizon", "50", "--iterations", "3", "--run-dir", str(tmp_path / "p"))
     assert out.returncode == 0, out.stderr
     assert "(stopped: iteration cap)" in out.stdout
+
+
+def _double_integrator(dt: float = 0.1):
+    """x = (position, velocity), u = force; cost drives the position to 1."""
+    dyn = lambda x, u: jnp.stack([x[0] + dt * x[1], x[1] + dt * u[0]])  # noqa: E731
+    run = lambda x, u: (x[0] - 1.0) ** 2 + 0.01 * u[0] ** 2  # noqa: E731
+    term = lambda x: 10.0 * ((x[0] - 1.0) ** 2 + x[1] ** 2)  # noqa: E731
+    return dyn, run, term
+
+
+def test_line_search_never_shortens_the_valid_prefix(x64) -> None:
+    """With a validity test (position < 0.5), no accepted step leaves the valid set, though the
+    unconstrained optimum (position 1) lies outside it; the cost still falls."""
+    from policysearch.control.ilqr import valid_prefix
+
+    dyn, run, term = _double_integrator()
+    x0, u0 = jnp.zeros(2), jnp.zeros((40, 1))
+    valid = lambda x: x[0] < 0.5  # noqa: E731
+    free = jax.jit(lambda: solve(dyn, run, term, x0, u0))()
+    held = jax.jit(lambda: solve(dyn, run, term, x0, u0, valid=valid))()
+    assert int(valid_prefix(valid, free.x)) < 41  # the unconstrained plan leaves it
+    assert int(held.valid_steps) == 41 and bool(jnp.all(held.x[:, 0] < 0.5))
+    assert float(held.cost) < 0.8 * float(held.costs[0])
+
+
+def test_returned_gains_are_those_at_mu_zero(x64) -> None:
+    """The gains returned are a plain (mu = 0) backward pass at the final nominal, not the
+    regularised ones the last iterations stepped with."""
+    task = TASKS["pendulum-swingup"]()
+    lo, hi = jnp.asarray(task.u_low, jnp.float64), jnp.asarray(task.u_high, jnp.float64)
+    config = ILQRConfig(max_iterations=3, mu_init=10.0)  # stops with mu > 0
+    sol = jax.jit(lambda: solve(task.dynamics, task.running_cost, task.terminal_cost, task.initial_state(np.float64),
+                                jnp.zeros((task.horizon, 1)), lo, hi, config))()
+    assert float(sol.mus[int(sol.iterations)]) > 0
+    d = derivatives(task.dynamics, task.running_cost, task.terminal_cost, sol.x, sol.u)
+    plain = backward_pass(d, 0.0, sol.u, lo, hi, jnp.zeros_like(sol.u))
+    regularised = backward_pass(d, float(sol.mus[int(sol.iterations)]), sol.u, lo, hi, jnp.zeros_like(sol.u))
+    np.testing.assert_allclose(np.asarray(sol.K), np.asarray(plain.K), rtol=1e-6, atol=1e-8)
+    assert not np.allclose(np.asarray(sol.K), np.asarray(regularised.K), rtol=1e-3)
+
+
+class _HostSystem:
+    """A JAX system behind the MuJoCo model's interface (NumPy in, NumPy out, batched steps,
+    Jacobians from the host), so that the MuJoCo driver can solve it."""
+
+    def __init__(self, task) -> None:
+        self.task, self.state_dim = task, task.state_dim
+        self.u_low, self.u_high = np.asarray(task.u_low, np.float64), np.asarray(task.u_high, np.float64)
+        with jax.enable_x64(True):
+            self._step = jax.jit(jax.vmap(task.dynamics))
+            self._jac = jax.jit(jax.vmap(jax.jacfwd(task.dynamics, argnums=(0, 1))))
+
+    def step_batch(self, xs: np.ndarray, us: np.ndarray) -> np.ndarray:
+        with jax.enable_x64(True):
+            return np.asarray(self._step(xs, us))
+
+    def rollout(self, x0: np.ndarray, us: np.ndarray) -> np.ndarray:
+        xs = [x0]
+        for u in us:
+            xs.append(self.step_batch(xs[-1][None], u[None])[0])
+        return np.stack(xs)
+
+    def linearize(self, xs: np.ndarray, us: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+        with jax.enable_x64(True):
+            return tuple(np.asarray(a) for a in self._jac(xs[:-1], us))
+
+
+def test_one_solver_loop_serves_both_drivers() -> None:
+    """The pendulum swing-up solved by `solve` (autodiff, one step size per forward pass) and by
+    the MuJoCo driver (host callbacks, all step sizes per pass) reaches the same cost and gains:
+    the derivative source is the only difference."""
+    from policysearch.control.mujoco_ilqr import solve_mujoco
+
+    task = TASKS["pendulum-swingup"]()
+    config = ILQRConfig(max_iterations=30)
+    with jax.enable_x64(True):
+        lo, hi = jnp.asarray(task.u_low, jnp.float64), jnp.asarray(task.u_high, jnp.float64)
+        x0, u0 = task.initial_state(np.float64), jnp.zeros((task.horizon, 1), jnp.float64)
+        direct = jax.jit(lambda: solve(task.dynamics, task.running_cost, task.terminal_cost, x0, u0, lo, hi, config))()
+    host = solve_mujoco(_HostSystem(task), task.running_cost, task.terminal_cost, np.asarray(x0), np.asarray(u0), config)
+    assert int(host.iterations) == int(direct.iterations)
+    np.testing.assert_allclose(np.asarray(host.alphas), np.asarray(direct.alphas))
+    np.testing.assert_allclose(float(host.cost), float(direct.cost), rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(host.K), np.asarray(direct.K), rtol=1e-6, atol=1e-8)
+    assert float(host.cost) < 0.1 * float(host.costs[0])
+
+
+def test_receding_horizon_controls_chain_the_windows(x64) -> None:
+    """The controls built window by window are those each window's solution kept, and their
+    rollout passes through the states each window started from."""
+    from policysearch.control.receding import RecedingConfig, receding_horizon_controls
+
+    dyn, run, term = _double_integrator()
+    starts, kept = [], []
+    solver = jax.jit(lambda x0, u: solve(dyn, run, term, x0, u, config=ILQRConfig(max_iterations=20)))
+
+    def window(x0: np.ndarray, u: np.ndarray, iterations: int):
+        assert iterations == 20
+        sol = solver(jnp.asarray(x0), jnp.asarray(u))
+        starts.append(np.asarray(x0))
+        kept.append(np.asarray(sol.u)[:4])
+        return sol
+
+    u = receding_horizon_controls(window, np.zeros(2), np.zeros((22, 1)), RecedingConfig(window=10, commit=4, window_iterations=20))
+    assert u.shape == (22, 1) and len(starts) == 6  # windows at 0, 4, ..., 20
+    np.testing.assert_allclose(u[:20], np.concatenate(kept)[:20])
+    xs = np.asarray(rollout(dyn, jnp.zeros(2), jnp.asarray(u)))
+    for i, x in enumerate(starts):
+        np.testing.assert_allclose(xs[4 * i], x, atol=1e-12)
+    assert abs(xs[-1, 0] - 1.0) < 0.2  # and the chained plan does the task

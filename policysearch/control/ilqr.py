@@ -3,9 +3,11 @@
     J = sum_{t<T} l(x_t, u_t, t) + l_T(x_T),   x_{t+1} = f(x_t, u_t).
 
 The core (`backward_pass`, `expected_reduction`) knows nothing of where derivatives come from:
-it takes f_x, f_u and the cost expansion along a nominal trajectory. `solve` drives it for
-differentiable JAX dynamics (derivatives by autodiff, the whole solve one jitted while-loop);
-`policysearch.control.mujoco_ilqr` drives it for MuJoCo models with finite-difference derivatives.
+it takes f_x, f_u and the cost expansion along a nominal trajectory. One solver loop,
+`solve_model`, drives it for any `Model` (rollouts and Jacobians as traceable calls): `solve`
+for differentiable JAX dynamics (derivatives by autodiff), `policysearch.control.mujoco_ilqr` for
+MuJoCo models (finite differences, reached through host callbacks). The whole solve is one
+jitted while-loop either way.
 
 Backward pass (with costs; Tassa 2012 eq. 5 and 10, regularisation on V_xx):
     Q_x = l_x + f_x^T V_x           Q_u = l_u + f_u^T V_x
@@ -17,7 +19,7 @@ Backward pass (with costs; Tassa 2012 eq. 5 and 10, regularisation on V_xx):
   (k, K) = -Q~_uu^-1 (Q_u, Q~_ux).
 Forward pass: u_t = u_bar_t + alpha k_t + K_t (x_t - x_bar_t), accepted when the actual reduction
 over the expected one, alpha sum k^T Q_u + alpha^2/2 sum k^T Q_uu k, exceeds `accept_ratio`; the
-largest accepted alpha is taken (`solve` tries them largest first and stops at the first accepted).
+largest accepted alpha is taken (tried largest first, stopping at the first accepted).
 
 Speed on XLA:CPU: each step of a lax.scan runs its kernels one at a time through XLA's runtime
 (tens of ns each), so the per-step work is written to lower to few fused kernels: the small matrix
@@ -28,7 +30,8 @@ products and the Q_uu solve as multiplies, reductions and elementwise ops (`boxq
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from functools import partial
+from typing import Callable, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -196,18 +199,6 @@ def expected_reduction(dV: jax.Array, alpha: jax.Array) -> jax.Array:
     return -(alpha * dV[0] + alpha**2 * dV[1])
 
 
-def select_step(
-    cost: jax.Array, new_costs: jax.Array, dV: jax.Array, alphas: jax.Array, ok: jax.Array, accept_ratio: float
-) -> tuple[jax.Array, jax.Array]:
-    """The largest step size whose actual / expected reduction exceeds accept_ratio and whose cost
-    is lower and finite. Returns (success, index into alphas)."""
-    expected = expected_reduction(dV, alphas)
-    ratio = (cost - new_costs) / jnp.where(expected > 0, expected, jnp.inf)
-    good = (ratio > accept_ratio) & (new_costs < cost) & jnp.isfinite(new_costs) & ok
-    j = jnp.argmax(good)
-    return good[j], j
-
-
 def line_search_alphas(steps: int) -> jax.Array:
     return 10.0 ** jnp.linspace(0.0, -3.0, steps)
 
@@ -224,11 +215,59 @@ def update_mu(mu: jax.Array, delta: jax.Array, success: jax.Array, config: ILQRC
 
 
 # ----------------------------------------------------------------------------------------------
-# Differentiable (JAX) dynamics: derivatives by autodiff, the whole solve jitted.
+# The solver loop, one for every source of dynamics (a `Model`): JAX functions differentiated by
+# autodiff (`JaxModel`) or a MuJoCo model differentiated by finite differences
+# (`policysearch.control.mujoco_ilqr`).
 
 Dynamics = Callable[[jax.Array, jax.Array], jax.Array]
 RunningCost = Callable[[jax.Array, jax.Array], jax.Array]
 TerminalCost = Callable[[jax.Array], jax.Array]
+Valid = Callable[[jax.Array], jax.Array]
+"""x -> bool: whether a state is one the task allows (a walker's healthy range); see `valid_prefix`."""
+
+
+class Model(Protocol):
+    """What the solver loop asks of the dynamics, as calls it can trace: open-loop and closed-loop
+    rollouts and the Jacobians along a trajectory. The loop is the same for every model; only
+    where these come from differs."""
+
+    step_sizes_per_pass: int
+    """How many line-search step sizes one `closed_loop` call tries (1: one at a time, largest
+    first; all of them: one batched pass)."""
+
+    def rollout(self, x0: jax.Array, u: jax.Array) -> jax.Array:
+        """x[0..T] under the open-loop controls u[T, m]."""
+        ...
+
+    def closed_loop(self, x_bar: jax.Array, u_bar: jax.Array, k: jax.Array, K: jax.Array, alphas: jax.Array,
+                    u_low: jax.Array | None, u_high: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        """(x[B, T+1, n], u[B, T, m]) of the forward pass u_t = clip(u_bar_t + alpha k_t +
+        K_t (x_t - x_bar_t)) from x_bar_0, for each of the B step sizes alphas[B]."""
+        ...
+
+    def jacobians(self, x: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(f_x[T, n, n], f_u[T, n, m]) along x[T+1, n], u[T, m]."""
+        ...
+
+
+@dataclass(frozen=True)
+class JaxModel:
+    """Differentiable JAX dynamics x' = f(x, u): rollouts as lax.scan, Jacobians by forward-mode
+    autodiff, one step size per forward pass (alpha = 1 is accepted most of the time, and each
+    pass is one scan)."""
+
+    dynamics: Dynamics
+    step_sizes_per_pass: int = 1
+
+    def rollout(self, x0: jax.Array, u: jax.Array) -> jax.Array:
+        return rollout(self.dynamics, x0, u)
+
+    def closed_loop(self, x_bar: jax.Array, u_bar: jax.Array, k: jax.Array, K: jax.Array, alphas: jax.Array,
+                    u_low: jax.Array | None, u_high: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        return jax.vmap(lambda a: closed_loop_rollout(self.dynamics, x_bar, u_bar, k, K, a, u_low, u_high))(alphas)
+
+    def jacobians(self, x: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return jax.vmap(jax.jacfwd(self.dynamics, argnums=(0, 1)))(x[:-1], u)
 
 
 class Solution(NamedTuple):
@@ -246,6 +285,7 @@ class Solution(NamedTuple):
     alphas: jax.Array  # [max_iterations + 1], accepted step (0 when rejected)
     iterations: jax.Array  # int
     stop: jax.Array  # int: why the solve ended, an index into STOP_REASONS
+    valid_steps: jax.Array  # int: how many states of x, from the first, are valid (T+1: all)
 
 
 STOP_REASONS = ("converged", "stationary", "iteration cap", "mu cap")
@@ -257,6 +297,16 @@ step lowers the cost, or Q_uu is not positive definite even at mu_max)."""
 def stop_reason(converged: jax.Array, stationary: jax.Array, gave_up: jax.Array) -> jax.Array:
     """The index into STOP_REASONS after an iteration (2, the iteration cap, when the solve goes on)."""
     return jnp.where(converged, 0, jnp.where(stationary, 1, jnp.where(gave_up, 3, 2)))
+
+
+def valid_prefix(valid: Valid | None, x: jax.Array) -> jax.Array:
+    """How many states of x[T+1, n], from the first, are valid (T+1 when all are, or when there
+    is no predicate). The line search never accepts a step that shortens it: a walker's plan
+    never trades a fall for a lower cost, and a plan that is valid throughout stays so."""
+    if valid is None:
+        return jnp.asarray(x.shape[0])
+    ok = jax.vmap(valid)(x)
+    return jnp.where(jnp.all(ok), x.shape[0], jnp.argmin(ok))
 
 
 def rollout(dynamics: Dynamics, x0: jax.Array, u: jax.Array) -> jax.Array:
@@ -305,22 +355,43 @@ def cost_expansion(running: RunningCost, terminal: TerminalCost, x: jax.Array, u
 
 def derivatives(dynamics: Dynamics, running: RunningCost, terminal: TerminalCost, x: jax.Array, u: jax.Array) -> Derivatives:
     """Autodiff expansion of dynamics and cost along (x, u)."""
-    f_x, f_u = jax.vmap(jax.jacfwd(dynamics, argnums=(0, 1)))(x[:-1], u)
-    return Derivatives(f_x, f_u, *cost_expansion(running, terminal, x, u))
+    return Derivatives(*JaxModel(dynamics).jacobians(x, u), *cost_expansion(running, terminal, x, u))
+
+
+Report = Callable[[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array], None]
+"""(iteration, cost, mu, accepted step size, accepted) after each iteration, on the host."""
 
 
 def solve(
     dynamics: Dynamics, running: RunningCost, terminal: TerminalCost, x0: jax.Array, u_init: jax.Array,
     u_low: jax.Array | None = None, u_high: jax.Array | None = None, config: ILQRConfig = ILQRConfig(),
+    valid: Valid | None = None,
 ) -> Solution:
-    """iLQR from the open-loop controls u_init[T, m]; jit-compatible (dynamics and costs are
-    closed over: wrap the call in jax.jit).
+    """iLQR on differentiable JAX dynamics (`JaxModel`): `solve_model`; jit-compatible (wrap the
+    call in jax.jit)."""
+    return solve_model(JaxModel(dynamics), running, terminal, x0, u_init, u_low, u_high, config, valid)
 
-    Each pass of the loop: the line search along the gains of the current backward pass (step sizes
-    tried one at a time, largest first, stopping at the first accepted), then the backward pass at
-    the resulting nominal (derivatives recomputed only when the step was accepted), so that the
-    gains returned are those of the final nominal. Limits that are None or infinite at trace time
-    skip the box QP and the clipping (see `unbounded`)."""
+
+def solve_model(
+    model: Model, running: RunningCost, terminal: TerminalCost, x0: jax.Array, u_init: jax.Array,
+    u_low: jax.Array | None = None, u_high: jax.Array | None = None, config: ILQRConfig = ILQRConfig(),
+    valid: Valid | None = None, report: Report | None = None,
+) -> Solution:
+    """iLQR from the open-loop controls u_init[T, m], as one lax.while_loop over iterations.
+
+    Each pass of the loop: the line search along the gains of the current backward pass (step
+    sizes tried largest first, `model.step_sizes_per_pass` per forward pass, stopping at the
+    first pass with an accepted one), then the backward pass at the resulting nominal
+    (derivatives recomputed only when the step was accepted; a rejected step keeps the nominal,
+    so the retry with a larger mu reuses them). A step is accepted when its actual / expected
+    reduction exceeds accept_ratio, its cost is lower and finite, and it keeps at least as many
+    valid states from the start (`valid_prefix`).
+
+    The gains returned (k, K, Q_uu) are those of a backward pass at the final nominal with mu = 0
+    when Q_uu is positive definite there: the regulariser of Tassa's V_xx + mu I only shaped the
+    steps, and it inflates the gains (Walker2d: |K| 11,000 at the last mu against 700 at 0).
+    Limits that are None or infinite at trace time skip the box QP and the clipping (see
+    `unbounded`). `report`, if given, is called on the host after each iteration."""
     m = u_init.shape[-1]
     dtype = u_init.dtype
     bounded = not unbounded(u_low, u_high)
@@ -333,12 +404,19 @@ def solve(
         u0 = u_init
         lo = hi = None
         u_low, u_high = jnp.full((m,), -jnp.inf, dtype), jnp.full((m,), jnp.inf, dtype)
-    x = rollout(dynamics, x0, u0)
+    x = model.rollout(x0, u0)
     cost = trajectory_cost(running, terminal, x, u0)
     alphas = line_search_alphas(config.line_search_steps).astype(dtype)
     A = alphas.shape[0]
+    B = min(max(model.step_sizes_per_pass, 1), A)
+    passes = -(-A // B)
+    step_sizes = jnp.concatenate([alphas, jnp.full((passes * B - A,), alphas[-1], dtype)]).reshape(passes, B)
     N = config.max_iterations + 1
     nan = jnp.full((N,), jnp.nan, dtype)
+    batch_cost = jax.vmap(partial(trajectory_cost, running, terminal))
+
+    def derivatives_at(x: jax.Array, u: jax.Array) -> Derivatives:
+        return Derivatives(*model.jacobians(x, u), *cost_expansion(running, terminal, x, u))
 
     def backward_with_retries(d: Derivatives, u: jax.Array, mu: jax.Array, delta: jax.Array, k_warm: jax.Array):
         """Increase mu until Q_uu is positive definite everywhere (or mu passes mu_max)."""
@@ -355,68 +433,80 @@ def solve(
 
         return jax.lax.while_loop(cond, body, (mu, delta, backward(mu)))
 
-    def line_search(x: jax.Array, u: jax.Array, cost: jax.Array, bw: BackwardResult):
-        """The largest alpha whose actual / expected reduction exceeds accept_ratio with a lower,
-        finite cost (as `select_step`), trying alpha = 1 first and the smaller ones only if needed.
-        Returns (success, x, u, cost, alpha) of the accepted step (the last tried when none was)."""
+    def line_search(c: _Carry):
+        """The largest accepted alpha (see above), one forward pass of B step sizes at a time.
+        Returns (success, x, u, cost, valid prefix, alpha) of the accepted step."""
 
-        def cond(c: tuple) -> jax.Array:
-            j, found = c[:2]
-            return (j < A) & ~found
+        def cond(s: tuple) -> jax.Array:
+            j, found = s[:2]
+            return (j < passes) & ~found
 
-        def body(c: tuple) -> tuple:
-            j = c[0]
-            xs, us = closed_loop_rollout(dynamics, x, u, bw.k, bw.K, alphas[j], lo, hi)
-            c_new = trajectory_cost(running, terminal, xs, us)
-            expected = expected_reduction(bw.dV, alphas[j])
-            ratio = (cost - c_new) / jnp.where(expected > 0, expected, jnp.inf)
-            good = (ratio > config.accept_ratio) & (c_new < cost) & jnp.isfinite(c_new)
-            return j + 1, good, xs, us, c_new
+        def body(s: tuple) -> tuple:
+            j = s[0]
+            a = step_sizes[j]
+            xs, us = model.closed_loop(c.x, c.u, c.bw.k, c.bw.K, a, lo, hi)
+            costs = batch_cost(xs, us)
+            prefixes = jax.vmap(partial(valid_prefix, valid))(xs)
+            expected = expected_reduction(c.bw.dV, a)
+            ratio = (c.cost - costs) / jnp.where(expected > 0, expected, jnp.inf)
+            good = (ratio > config.accept_ratio) & (costs < c.cost) & jnp.isfinite(costs) & (prefixes >= c.valid)
+            b = jnp.argmax(good)
+            return j + 1, good[b], xs[b], us[b], costs[b], prefixes[b], a[b]
 
-        init = (jnp.where(bw.ok, 0, A), jnp.asarray(False), x, u, cost)
-        j, found, xs, us, c_new = jax.lax.while_loop(cond, body, init)
-        return found, xs, us, c_new, jnp.where(found, alphas[jnp.maximum(j - 1, 0)], 0.0)
-
-    def iteration(c: _Carry) -> _Carry:
-        success, xs, us, c_new, alpha = line_search(c.x, c.u, c.cost, c.bw)
-        x_new = jnp.where(success, xs, c.x)
-        u_new = jnp.where(success, us, c.u)
-        cost_new = jnp.where(success, c_new, c.cost)
-        converged = success & ((c.cost - cost_new) / (jnp.abs(c.cost) + 1e-12) < config.tolerance)
-        mu, delta = update_mu(c.mu, c.delta, success, config)
-        gave_up = (mu > config.mu_max) | ~c.bw.ok
-        d = jax.lax.cond(success, lambda: derivatives(dynamics, running, terminal, x_new, u_new), lambda: c.d)
-        # the backward pass at the (new) nominal: the next pass's gains, or the returned ones
-        mu_log = mu
-        mu, delta, bw = backward_with_retries(d, u_new, mu, delta, c.bw.k)
-        reason = stop_reason(converged, stationary(bw), gave_up)
-        i = c.i + 1
-        return _Carry(i, x_new, u_new, cost_new, mu, delta, d, bw, reason != 2, reason, c.costs.at[i].set(cost_new),
-                      c.mus.at[i].set(mu_log), c.alphas.at[i].set(alpha))
+        init = (jnp.where(c.bw.ok, 0, passes), jnp.asarray(False), c.x, c.u, c.cost, c.valid, jnp.zeros((), dtype))
+        _, found, xs, us, c_new, v_new, alpha = jax.lax.while_loop(cond, body, init)
+        return found, xs, us, c_new, v_new, jnp.where(found, alpha, 0.0)
 
     def stationary(bw: BackwardResult) -> jax.Array:
         if config.gradient_tolerance <= 0:
             return jnp.asarray(False)
         return bw.ok & (bw.Q_u_sq < config.gradient_tolerance)
 
+    def iteration(c: _Carry) -> _Carry:
+        success, xs, us, c_new, v_new, alpha = line_search(c)
+        x_new = jnp.where(success, xs, c.x)
+        u_new = jnp.where(success, us, c.u)
+        cost_new = jnp.where(success, c_new, c.cost)
+        valid_new = jnp.where(success, v_new, c.valid)
+        converged = success & ((c.cost - cost_new) / (jnp.abs(c.cost) + 1e-12) < config.tolerance)
+        mu, delta = update_mu(c.mu, c.delta, success, config)
+        gave_up = (mu > config.mu_max) | ~c.bw.ok
+        d = jax.lax.cond(success, lambda: derivatives_at(x_new, u_new), lambda: c.d)
+        # the backward pass at the (new) nominal: the next pass's gains, or the returned ones
+        mu_log = mu
+        mu, delta, bw = backward_with_retries(d, u_new, mu, delta, c.bw.k)
+        reason = stop_reason(converged, stationary(bw), gave_up)
+        i = c.i + 1
+        if report is not None:
+            jax.debug.callback(report, i, cost_new, mu_log, alpha, success)
+        return _Carry(i, x_new, u_new, cost_new, valid_new, mu, delta, d, bw, reason != 2, reason,
+                      c.costs.at[i].set(cost_new), c.mus.at[i].set(mu_log), c.alphas.at[i].set(alpha))
+
     mu0, delta0 = jnp.asarray(config.mu_init, dtype), jnp.asarray(1.0, dtype)
-    d = derivatives(dynamics, running, terminal, x, u0)
+    d = derivatives_at(x, u0)
     mu, delta, bw = backward_with_retries(d, u0, mu0, delta0, jnp.zeros_like(u0))
     at_start = stationary(bw)
-    init = _Carry(jnp.asarray(0), x, u0, cost, mu, delta, d, bw, at_start, jnp.where(at_start, 1, 2), nan.at[0].set(cost),
-                  nan.at[0].set(config.mu_init), jnp.zeros((N,), dtype))
+    init = _Carry(jnp.asarray(0), x, u0, cost, valid_prefix(valid, x), mu, delta, d, bw, at_start,
+                  jnp.where(at_start, 1, 2), nan.at[0].set(cost), nan.at[0].set(config.mu_init), jnp.zeros((N,), dtype))
     c = jax.lax.while_loop(lambda c: (c.i < config.max_iterations) & ~c.done, iteration, init)
-    Q_uu_inv = c.bw.Q_uu_inv if bounded else _batched_inverse(c.bw.Q_uu)
-    return Solution(c.x, c.u, c.bw.k, c.bw.K, c.bw.Q_uu, Q_uu_inv, c.cost, c.costs, c.mus, c.alphas, c.i, c.reason)
+
+    def unregularised() -> BackwardResult:
+        plain = _backward(c.d, jnp.zeros((), dtype), c.u, u_low, u_high, c.bw.k, bounded, values=False)
+        return jax.tree.map(lambda a, b: jnp.where(plain.ok, a, b), plain, c.bw)
+
+    bw = jax.lax.cond(c.mu > 0, unregularised, lambda: c.bw)
+    Q_uu_inv = bw.Q_uu_inv if bounded else _batched_inverse(bw.Q_uu)
+    return Solution(c.x, c.u, bw.k, bw.K, bw.Q_uu, Q_uu_inv, c.cost, c.costs, c.mus, c.alphas, c.i, c.reason, c.valid)
 
 
 class _Carry(NamedTuple):
-    """The state of `solve`'s loop after i iterations."""
+    """The state of `solve_model`'s loop after i iterations."""
 
     i: jax.Array
     x: jax.Array
     u: jax.Array
     cost: jax.Array
+    valid: jax.Array
     mu: jax.Array
     delta: jax.Array
     d: Derivatives

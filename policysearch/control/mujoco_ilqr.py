@@ -1,50 +1,131 @@
-"""iLQR on a MuJoCo model: the same backward pass and step rule as `ilqr.solve`, driven from
-Python because the dynamics are MuJoCo's. Jacobians are finite differences of the env step in
-one parallel batch, computed only when the nominal trajectory changes (a rejected step keeps the
-nominal, so the retry with a larger mu reuses them); the line search runs the closed-loop forward
-pass for all step sizes at once, one batched env step per time step. The jitted pieces (cost,
-its expansion, the backward pass) are built once per cost function and reused across calls."""
+"""iLQR on a MuJoCo model: the solver loop of `ilqr.solve_model`, with the dynamics reached
+through host callbacks (`jax.pure_callback`) because they are MuJoCo's. The Jacobians are finite
+differences of the env step in one parallel batch (`MujocoModel.linearize`), computed only when
+the nominal trajectory changes; the line search runs the closed-loop forward pass for all step
+sizes at once, one batched env step per time step. The jitted solve is built once per (model,
+cost, settings) and reused across calls."""
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policysearch.control.ilqr import (
-    BackwardResult, Derivatives, ILQRConfig, Solution, backward_pass, cost_expansion, line_search_alphas, select_step,
-    stop_reason, trajectory_cost, update_mu,
-)
+from policysearch.control.ilqr import ILQRConfig, Solution, Valid, line_search_alphas, solve_model
 from policysearch.envs.mujoco_model import MujocoModel
 
-_backward = jax.jit(backward_pass)
+
+def _host(fn: Callable[..., tuple[np.ndarray, ...]], shapes: tuple[tuple[int, ...], ...], *args: jax.Array) -> tuple[jax.Array, ...]:
+    """fn(*float64 arrays) -> float64 arrays, run on the host from traced code. The arrays cross
+    as uint32 words (a bit cast, exact): a host callback runs on XLA's thread, where the caller's
+    `jax.enable_x64` context does not hold, and JAX would otherwise round them to float32."""
+    words = tuple(jax.ShapeDtypeStruct((*shape, 2), jnp.uint32) for shape in shapes)
+
+    def call(*ws: np.ndarray) -> tuple[np.ndarray, ...]:
+        out = fn(*(np.ascontiguousarray(w).view(np.float64)[..., 0] for w in ws))
+        return tuple(np.ascontiguousarray(o, np.float64)[..., None].view(np.uint32) for o in out)
+
+    out = jax.pure_callback(call, words, *(jax.lax.bitcast_convert_type(jnp.asarray(a, jnp.float64), jnp.uint32) for a in args))
+    return tuple(jax.lax.bitcast_convert_type(o, jnp.float64) for o in out)
 
 
-def _build_cost_functions(running: Callable, terminal: Callable):
-    total = jax.jit(partial(trajectory_cost, running, terminal))
-    return total, jax.jit(jax.vmap(partial(trajectory_cost, running, terminal))), jax.jit(partial(cost_expansion, running, terminal))
+@dataclass(frozen=True)
+class MujocoDynamics:
+    """A MuJoCo model as the solver loop's `Model` (float64; equal only to itself, by the model's
+    identity, so that the jitted solve is reused for the same model)."""
+
+    model: MujocoModel
+    fd_eps: float = 1e-3
+    step_sizes_per_pass: int = 11
+
+    def rollout(self, x0: jax.Array, u: jax.Array) -> jax.Array:
+        T, n = u.shape[0], self.model.state_dim
+        return _host(lambda x0, u: (self.model.rollout(x0, u),), ((T + 1, n),), x0, u)[0]
+
+    def closed_loop(self, x_bar: jax.Array, u_bar: jax.Array, k: jax.Array, K: jax.Array, alphas: jax.Array,
+                    u_low: jax.Array | None, u_high: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        (T, m), n, A = u_bar.shape, self.model.state_dim, alphas.shape[0]
+        lo = self.model.u_low if u_low is None else u_low
+        hi = self.model.u_high if u_high is None else u_high
+        return _host(self._closed_loop, ((A, T + 1, n), (A, T, m)), x_bar, u_bar, k, K, alphas, lo, hi)
+
+    def _closed_loop(self, x_bar: np.ndarray, u_bar: np.ndarray, k: np.ndarray, K: np.ndarray, alphas: np.ndarray,
+                     lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xs = np.repeat(x_bar[:1], len(alphas), axis=0)
+        traj_x, traj_u = [xs], []
+        for t in range(len(u_bar)):
+            ut = np.clip(u_bar[t] + alphas[:, None] * k[t] + (xs - x_bar[t]) @ K[t].T, lo, hi)
+            xs = self.model.step_batch(xs, ut)
+            traj_x.append(xs)
+            traj_u.append(ut)
+        return np.stack(traj_x, axis=1), np.stack(traj_u, axis=1)
+
+    def jacobians(self, x: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+        (T, m), n = u.shape, self.model.state_dim
+        return _host(lambda x, u: self.model.linearize(x, u, eps=self.fd_eps), ((T, n, n), (T, n, m)), x, u)
 
 
-_cached_cost_functions = lru_cache(maxsize=8)(_build_cost_functions)
+_listeners: list[Callable[..., None]] = []
 
 
-def _cost_functions(running: Callable, terminal: Callable):
-    """Jitted trajectory cost (single and batched over step sizes) and its expansion; the same
-    objects for the same (running, terminal), so that a second solve does not trace and compile
-    them again."""
+def _report(i: jax.Array, cost: jax.Array, mu: jax.Array, alpha: jax.Array, success: jax.Array) -> None:
+    for listener in _listeners:
+        listener(i, cost, mu, alpha, success)
+
+
+@contextmanager
+def _listening(on_iteration: Callable[[dict], None] | None) -> Iterator[None]:
+    """Send the solve's per-iteration reports to on_iteration as dicts, with the seconds since the
+    previous report (one compiled solve serves every listener)."""
+    if on_iteration is None:
+        yield
+        return
+    last = [time.perf_counter()]
+
+    def listener(i: jax.Array, cost: jax.Array, mu: jax.Array, alpha: jax.Array, success: jax.Array) -> None:
+        now = time.perf_counter()
+        on_iteration({"iteration": int(i), "cost": float(cost), "mu": float(mu), "alpha": float(alpha),
+                      "seconds": now - last[0], "derivatives": bool(success)})
+        last[0] = now
+
+    _listeners.append(listener)
     try:
-        return _cached_cost_functions(running, terminal)
-    except TypeError:  # unhashable cost functions
-        return _build_cost_functions(running, terminal)
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+@dataclass(frozen=True)
+class _Running:
+    """l(x, u) + extra(args, x, u), with args an argument of the compiled solve (a GPS iteration's
+    new policy parameters reuse it)."""
+
+    base: Callable
+    extra: Callable | None
+
+    def __call__(self, args: Any, x: jax.Array, u: jax.Array) -> jax.Array:
+        value = self.base(x, u)
+        return value if self.extra is None else value + self.extra(args, x, u)
+
+
+@lru_cache(maxsize=16)
+def _compiled(dynamics: MujocoDynamics, running: _Running, terminal: Callable, config: ILQRConfig, valid: Valid | None):
+    def solve(x0: jax.Array, u: jax.Array, lo: jax.Array, hi: jax.Array, args: Any) -> Solution:
+        return solve_model(dynamics, partial(running, args), terminal, x0, u, lo, hi, config, valid, _report)
+
+    return jax.jit(solve)
 
 
 def solve_mujoco(
     model: MujocoModel, running: Callable, terminal: Callable, x0: np.ndarray, u_init: np.ndarray,
     config: ILQRConfig = ILQRConfig(), on_iteration: Callable[[dict], None] | None = None, fd_eps: float = 1e-3,
+    valid: Valid | None = None, extra: tuple[Callable, Any] | None = None,
 ) -> Solution:
     """iLQR from open-loop controls u_init[T, m] on the MuJoCo model; float64 throughout.
 
@@ -53,89 +134,22 @@ def solve_mujoco(
     switches, where 1e-6 gives spurious derivatives and the line search stalls (measured: Walker2d
     at horizon 150 stalled at cost 669 with 1e-6 and 1e-4, and reached 64 with 1e-3).
 
-    The returned gains (K, Q_uu) are those of a backward pass at the final nominal with mu = 0
-    when Q_uu is positive definite there, not at the solver's last mu, which only shaped the steps.
+    valid (a state predicate, e.g. `LocomotionCost.healthy`) keeps the line search from accepting
+    a step that leaves the valid set sooner (see `ilqr.valid_prefix`).
+
+    extra = (fn, args) adds fn(args, x, u) to the running cost (GPS's policy term); a new args
+    reuses the compiled solve.
 
     on_iteration gets, per iteration, the iteration number, cost, mu, accepted step size (0:
-    rejected), seconds (line search, derivatives when the step was accepted, and the backward
-    pass at the resulting nominal) and whether the derivatives were recomputed.
+    rejected), seconds since the previous iteration and whether the derivatives were recomputed.
     """
+    dynamics = MujocoDynamics(model, fd_eps, len(line_search_alphas(config.line_search_steps)))
+    fn_args = (None, ()) if extra is None else extra
+    key = (dynamics, _Running(running, fn_args[0]), terminal, config, valid)
     with jax.enable_x64(True):
-        return _solve(model, running, terminal, x0, u_init, config, on_iteration, fd_eps)
-
-
-def _solve(
-    model: MujocoModel, running: Callable, terminal: Callable, x0: np.ndarray, u_init: np.ndarray,
-    config: ILQRConfig, on_iteration: Callable[[dict], None] | None, fd_eps: float,
-) -> Solution:
-    total, total_batch, expand = _cost_functions(running, terminal)
-    lo, hi = model.u_low, model.u_high
-    u = np.clip(np.asarray(u_init, np.float64), lo, hi)
-    x = model.rollout(np.asarray(x0, np.float64), u)
-    cost = float(total(x, u))
-    alphas = np.asarray(line_search_alphas(config.line_search_steps), np.float64)
-    mu, delta = config.mu_init, 1.0
-    costs, mus, accepted = [cost], [mu], [0.0]
-    k_prev = np.zeros_like(u)
-
-    def derivatives(x: np.ndarray, u: np.ndarray) -> Derivatives:
-        f_x, f_u = model.linearize(x, u, eps=fd_eps)
-        return Derivatives(f_x, f_u, *expand(x, u))
-
-    def backward(d: Derivatives, u: np.ndarray, mu: float, delta: float) -> tuple[BackwardResult, float, float]:
-        """Increase mu until Q_uu is positive definite everywhere (or mu passes mu_max)."""
-        while True:
-            bw = _backward(d, mu, u, lo, hi, k_prev)
-            if bool(bw.ok) or mu > config.mu_max:
-                return bw, mu, delta
-            mu, delta = (float(v) for v in update_mu(mu, delta, False, config))
-
-    def stationary(bw: BackwardResult) -> bool:
-        return config.gradient_tolerance > 0 and bool(bw.ok) and float(bw.Q_u_sq) < config.gradient_tolerance
-
-    d = derivatives(x, u)
-    bw, mu, delta = backward(d, u, mu, delta)
-    done, it = stationary(bw), 0
-    reason = 1 if done else (3 if not bool(bw.ok) else 2)
-    done = reason != 2
-    while not done and it < config.max_iterations:
-        it += 1
-        t0 = time.perf_counter()
-        k, K = np.asarray(bw.k), np.asarray(bw.K)
-        xs = np.repeat(x[:1], len(alphas), axis=0)
-        traj_x, traj_u = [xs], []
-        for t in range(len(u)):
-            ut = np.clip(u[t] + alphas[:, None] * k[t] + (xs - x[t]) @ K[t].T, lo, hi)
-            xs = model.step_batch(xs, ut)
-            traj_x.append(xs)
-            traj_u.append(ut)
-        X, U = np.stack(traj_x, axis=1), np.stack(traj_u, axis=1)  # [A, T+1, n], [A, T, m]
-        new_costs = np.asarray(total_batch(X, U))
-        ok, idx = select_step(cost, new_costs, bw.dV, alphas, bw.ok, config.accept_ratio)
-        success, j = bool(ok), int(idx)
-        old = cost
-        if success:
-            x, u, cost = X[j], U[j], float(new_costs[j])
-            k_prev = k
-        mu, delta = (float(v) for v in update_mu(mu, delta, success, config))
-        costs.append(cost)
-        mus.append(mu)
-        accepted.append(float(alphas[j]) if success else 0.0)
-        gave_up = mu > config.mu_max
-        if success:  # a new nominal: new derivatives; after a rejection the old ones still hold
-            d = derivatives(x, u)
-        bw, mu, delta = backward(d, u, mu, delta)  # the next iteration's gains, or the returned ones
-        if on_iteration is not None:
-            on_iteration({"iteration": it, "cost": cost, "mu": mus[-1], "alpha": accepted[-1],
-                          "seconds": time.perf_counter() - t0, "derivatives": success})
-        converged = success and (old - cost) / (abs(old) + 1e-12) < config.tolerance
-        reason = int(stop_reason(converged, stationary(bw), gave_up or not bool(bw.ok)))
-        done = reason != 2
-    if mu > 0:  # the returned gains: Tassa's V_xx + mu I inflates K (Walker2d: |K| 11,000 against 700 at mu = 0)
-        plain = _backward(d, 0.0, u, lo, hi, k_prev)
-        bw = plain if bool(plain.ok) else bw
-    pad = lambda a: np.asarray(a + [np.nan] * (config.max_iterations + 1 - len(a)))  # noqa: E731
-    return Solution(
-        jnp.asarray(x), jnp.asarray(u), bw.k, bw.K, bw.Q_uu, bw.Q_uu_inv, jnp.asarray(cost),
-        jnp.asarray(pad(costs)), jnp.asarray(pad(mus)), jnp.asarray(pad(accepted)), jnp.asarray(it), jnp.asarray(reason),
-    )
+        try:
+            fn = _compiled(*key)
+        except TypeError:  # unhashable cost functions
+            fn = _compiled.__wrapped__(*key)
+        with _listening(on_iteration):
+            return fn(jnp.asarray(x0, jnp.float64), jnp.asarray(u_init, jnp.float64), model.u_low, model.u_high, fn_args[1])

@@ -175,11 +175,12 @@ class MujocoProblem:
 
             self.models = [MujocoModel(env_id, terrain_seed=s) for s in terrains]
             profiles = [terrain_profile(s) for s in terrains]
-            self.costs = [locomotion_cost(env_id, m.nq, v_target, (tuple(p[0].tolist()), tuple(p[1].tolist()))) for m, p in zip(self.models, profiles)]
+            self.costs = [locomotion_cost(env_id, m.nq, v_target, (tuple(p[0].tolist()), tuple(p[1].tolist())), m.healthy_ranges)
+                          for m, p in zip(self.models, profiles)]
         else:
             model = MujocoModel(env_id)
             self.models = [model] * conditions
-            self.costs = [locomotion_cost(env_id, model.nq, v_target)] * conditions
+            self.costs = [locomotion_cost(env_id, model.nq, v_target, healthy=model.healthy_ranges)] * conditions
         model = self.models[0]
         self.name, self.horizon, self.fd_eps, self.terrains = env_id, horizon, fd_eps, tuple(terrains)
         self.state_dim, self.control_dim = model.state_dim, model.control_dim
@@ -203,15 +204,14 @@ class MujocoProblem:
                 gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
         from policysearch.control.costs import initial_controls
         from policysearch.control.mujoco_ilqr import solve_mujoco
+        from policysearch.control.receding import receding_horizon_controls
 
         cost = self.costs[c]
-        running = cost.running
-        if extra_cost is not None:
-            fn, args = extra_cost
-            running = lambda x, u: cost.running(x, u) + fn(args, x, u)  # noqa: E731
+        valid = cost.healthy if cost.z_range is not None else None
+        solve = partial(solve_mujoco, self.models[c], cost.running, cost.terminal, fd_eps=self.fd_eps, valid=valid, extra=extra_cost)
         # iLQR starts from this condition's last solution (line 9 re-optimises it), else from the
         # example motion, else on a terrain from the first terrain's solution, else from
-        # `initial_controls` (with continuation for robots that can fall)
+        # `initial_controls` (built window by window for robots that can fall)
         warm = dict(enumerate(warm_starts))
         u_init = warm.get(c)
         if u_init is None:
@@ -220,10 +220,10 @@ class MujocoProblem:
         with jax.enable_x64(True):
             if u_init is None:
                 u_init = initial_controls(self.name, self.horizon, self.control_dim)
-                if robot_name(self.name) != "Swimmer":  # robots that can fall
-                    u_init = self._continuation(c, running, cost.terminal, iterations, u_init)
-            sol = solve_mujoco(self.models[c], running, cost.terminal, self.conditions[c], u_init,
-                               ILQRConfig(max_iterations=iterations), fd_eps=self.fd_eps)
+                if valid is not None:  # robots that can fall
+                    u_init = receding_horizon_controls(
+                        lambda x0, u, n: solve(x0, u, config=ILQRConfig(max_iterations=n)), self.conditions[c], u_init)
+            sol = solve(self.conditions[c], u_init, config=ILQRConfig(max_iterations=iterations))
             true_cost = float(trajectory_cost(cost.running, cost.terminal, sol.x, sol.u))
             ctrl = LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high)
         return Guiding(LinearGaussianController(*(jnp.asarray(np.asarray(a), jnp.float32) for a in ctrl)), true_cost, np.asarray(sol.u))
@@ -236,20 +236,6 @@ class MujocoProblem:
             us.append(u[0])
             x = model.step_batch(x, u.astype(np.float64))
         return np.stack(us)
-
-    def _continuation(self, c: int, running: Callable, terminal: Callable, iterations: int, u: np.ndarray, first: int = 50) -> np.ndarray:
-        """Controls to start the full-horizon solve from: iLQR over horizons first, 2 first, ...
-        below the full one, each started from the previous solution with its last control held
-        (a walker that falls in the first steps gives iLQR no useful gradient over a long horizon)."""
-        from policysearch.control.mujoco_ilqr import solve_mujoco
-
-        h = first
-        while h < self.horizon:
-            u[:h] = np.asarray(solve_mujoco(self.models[c], running, terminal, self.conditions[c], u[:h],
-                                            ILQRConfig(max_iterations=iterations), fd_eps=self.fd_eps).u)
-            u[h:] = u[h - 1]
-            h *= 2
-        return u
 
     def sample(self, c: int, act: Act, args: Any, key: jax.Array, count: int) -> Rollouts:
         model = self.models[c]

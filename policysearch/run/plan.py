@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policysearch.control.ilqr import STOP_REASONS, ILQRConfig, Solution, solve
+from policysearch.control.ilqr import STOP_REASONS, ILQRConfig, Solution, solve, trajectory_cost
 from policysearch.control.lqg import LinearGaussianController
+from policysearch.control.receding import RecedingConfig, receding_horizon_controls
 from policysearch.envs.systems import TASKS, Task
 from policysearch.errors import UserError, require_positive
 from policysearch.run.checkpoint import write_json_atomic
@@ -35,6 +36,15 @@ class PlanConfig:
     """Render the closed-loop rollout to an MP4 (MuJoCo robots)."""
     fd_eps: float = 1e-3
     """Finite-difference step of the MuJoCo Jacobians (wide enough to average over contacts)."""
+    receding: bool = True
+    """Start a walker's (Hopper, Walker2d) full-horizon iLQR from controls built window by window
+    (`policysearch.control.receding`); off: from zero controls."""
+    window: int = 90
+    """Steps each receding-horizon window looks ahead."""
+    commit: int = 15
+    """Steps kept from each window before solving the next."""
+    window_iterations: int = 60
+    """iLQR iteration cap per window."""
     horizon: int = 100
     """Time steps T."""
     iterations: int = 100
@@ -53,6 +63,7 @@ class PlanConfig:
         require_positive("iterations", self.iterations)
         require_positive("temperature", self.temperature)
         require_positive("fd_eps", self.fd_eps)
+        RecedingConfig(self.window, self.commit, self.window_iterations)  # checks them
 
 
 def make_task(env: str, horizon: int) -> Task:
@@ -110,21 +121,38 @@ def _plan_mujoco(cfg: PlanConfig, env_id: str) -> dict[str, Any]:
     from policysearch.envs.mujoco_model import MujocoModel
 
     model = MujocoModel(env_id)
-    cost = locomotion_cost(env_id, model.nq, cfg.target_velocity)
+    cost = locomotion_cost(env_id, model.nq, cfg.target_velocity, healthy=model.healthy_ranges)
     ilqr = ILQRConfig(max_iterations=cfg.iterations, tolerance=cfg.tolerance)
+    valid = cost.healthy if cost.z_range is not None else None
 
     def log(row: dict[str, Any]) -> None:
         if not cfg.json:
             print(f"iter {row['iteration']:4d}  cost {row['cost']:12.6g}  mu {row['mu']:9.3g}  alpha {row['alpha']:6.3g}  ({row['seconds']:.2f} s)", flush=True)
 
+    def log_window(row: dict[str, Any]) -> None:
+        if not cfg.json:
+            print(f"window from step {row['start']:4d}: {row['iterations']:3d} iterations, cost {row['cost']:10.4g}, "
+                  f"valid for {row['valid_steps']} of {cfg.window + 1} states", flush=True)
+
+    def solve_window(x0: np.ndarray, u: np.ndarray, iterations: int) -> Solution:
+        return solve_mujoco(model, cost.running, cost.terminal, x0, u, ILQRConfig(max_iterations=iterations), fd_eps=cfg.fd_eps, valid=valid)
+
     run_dir = _run_dir(cfg)
     with jax.enable_x64(True):  # MuJoCo states are float64; so are the gains and the rollout
         t0 = time.perf_counter()
-        sol = solve_mujoco(model, cost.running, cost.terminal, model.initial_state(), initial_controls(env_id, cfg.horizon, model.control_dim), ilqr, log, cfg.fd_eps)
+        x0, u0 = model.initial_state(), initial_controls(env_id, cfg.horizon, model.control_dim)
+        extra: dict[str, Any] = {}
+        if cfg.receding and valid is not None:
+            zero_cost = float(trajectory_cost(cost.running, cost.terminal, jnp.asarray(model.rollout(x0, u0)), jnp.asarray(u0)))
+            u0 = receding_horizon_controls(solve_window, x0, u0, RecedingConfig(cfg.window, cfg.commit, cfg.window_iterations), log_window)
+            extra["receding_seconds"] = time.perf_counter() - t0
+        sol = solve_mujoco(model, cost.running, cost.terminal, x0, u0, ilqr, log, cfg.fd_eps, valid)
         seconds = time.perf_counter() - t0
+        if "receding_seconds" in extra:  # the plan's cost from where it started (the initial controls), and the
+            extra.update(cost_initial=zero_cost, cost_receding_start=float(np.asarray(sol.costs)[0]))  # full solve's start
         controller = LinearGaussianController.from_solution(sol, cfg.temperature)
         rollout = closed_loop_on_env(controller, env_id, video=run_dir / "plan.mp4" if cfg.video else None)
-        result = _finish(cfg, run_dir, sol, controller, seconds, env_id, rollout)
+        result = _finish(cfg, run_dir, sol, controller, seconds, env_id, {**extra, "valid_steps": int(sol.valid_steps), **rollout})
     model.close()
     return result
 

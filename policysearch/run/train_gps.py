@@ -58,7 +58,7 @@ class GPSRunConfig:
     example_policy: str = ""
     """A trained policysearch run (PPO, TRPO or GPS) whose deterministic rollout from each condition
     is the controls iLQR starts from: the paper initialised DDP from example motions. MuJoCo robots
-    only; empty: the robot's default start (`control.costs.initial_controls` and continuation)."""
+    only; empty: the robot's default start (`control.costs.initial_controls`, for the walkers built window by window by `control.receding`)."""
     target_velocity: float = 1.0
     """Forward velocity (m/s) of the MuJoCo robots' locomotion cost."""
     seed: int = 0
