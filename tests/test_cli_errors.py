@@ -110,4 +110,6 @@ def test_plan_json_and_errors(tmp_path: Path) -> None:
     assert (tmp_path / "p" / "cost.png").exists() and list((tmp_path / "p" / "controller").glob("step_*"))
     _assert_user_error(run_cli("plan", "--env", "Hoper-v5"), "unknown environment")
     _assert_user_error(run_cli("plan", "--horizon", "0"), "--horizon must be positive")
+    _assert_user_error(run_cli("plan", "--env", "Hopper-v5", "--window", "20", "--commit", "30"), "--commit (30) must be at most --window (20)")
+    _assert_user_error(run_cli("plan", "--env", "Hopper-v5", "--window-iterations", "0"), "--window-iterations must be positive")
     _assert_user_error(run_cli("plan", "--env", "CartPole-v1"), "no trajectory-optimisation cost is defined for CartPole-v1")

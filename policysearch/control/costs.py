@@ -6,7 +6,7 @@ the walkers z and pitch angle):
 
     s(x)    = w_v (x_vel - v_target)^2 + w_z (z - z_target)^2 + w_a angle^2 + w_p |q_joints|^2 + b(x)
     l(x, u) = s(x) + w_u |u|^2 + w_q |q_dot_joints|^2,   l_T(x) = terminal_weight * s(x)
-    b(x)    = w_h [ relu(z_lo + m_z - z)^2 + relu(z - z_hi + m_z)^2 + relu(|angle - a_mid| - a_half + m_a)^2 ]
+    b(x)    = w_h [ relu(z_lo + m_z - z)^2 + relu(z - z_hi + m_z)^2 + relu(a_lo + m_a - angle)^2 + relu(angle - a_hi + m_a)^2 ]
 
 The height and angle terms ask for an upright gait; the barrier b prices the unhealthy region,
 where the real env ends the episode (Hopper: z > 0.7, |angle| < 0.2; Walker2d: 0.8 < z < 2,
