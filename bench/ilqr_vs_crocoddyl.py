@@ -166,19 +166,31 @@ def check_against_crocoddyl(p: dict, rng: np.random.Generator, points: int = 20,
 # Timing.
 
 
-def run_crocoddyl(crocoddyl, p: dict, repeats: int, threads: int) -> dict:
-    model, x0 = p["model"], p["x0"]
-    problem = crocoddyl.ShootingProblem(x0, [model] * HORIZON, model)
+def crocoddyl_problem(crocoddyl, p: dict, threads: int):
+    """The problem's ShootingProblem over HORIZON steps and its zero controls."""
+    model = p["model"]
+    problem = crocoddyl.ShootingProblem(p["x0"], [model] * HORIZON, model)
     problem.nthreads = threads
-    us = [np.zeros(p["nu"])] * HORIZON
+    return problem, [np.zeros(p["nu"])] * HORIZON
+
+
+def crocoddyl_solve(crocoddyl, problem, us: list) -> tuple[float, object]:
+    """(seconds, solver) of one SolverDDP solve from the rollout of us; the solver is built and
+    the rollout made outside the timer."""
     xs = problem.rollout(us)
+    solver = crocoddyl.SolverDDP(problem)
+    solver.th_stop = CROC_TH_STOP
+    t0 = time.perf_counter()
+    solver.solve(xs, us, CROC_MAXITER, True)
+    return time.perf_counter() - t0, solver
+
+
+def run_crocoddyl(crocoddyl, p: dict, repeats: int, threads: int) -> dict:
+    problem, us = crocoddyl_problem(crocoddyl, p, threads)
     times, solver = [], None
     for _ in range(repeats):
-        solver = crocoddyl.SolverDDP(problem)
-        solver.th_stop = CROC_TH_STOP
-        t0 = time.perf_counter()
-        solver.solve(xs, us, CROC_MAXITER, True)
-        times.append(time.perf_counter() - t0)
+        seconds, solver = crocoddyl_solve(crocoddyl, problem, us)
+        times.append(seconds)
     return dict(median_s=float(np.median(times)), min_s=float(np.min(times)), iterations=int(solver.iter),
                 cost=float(solver.cost), stop=float(solver.stop),
                 u=np.array(solver.us), x=np.array(solver.xs), threads=int(problem.nthreads))
@@ -223,21 +235,14 @@ def run_batch(crocoddyl, p: dict, count: int, repeats: int, threads: int) -> dic
     sols = jax.block_until_ready(fn(jnp.asarray(x0s), u0))
     compile_s = time.perf_counter() - t0
     ours_med, ours_min = _median_time(fn, jnp.asarray(x0s), u0, repeats=repeats)
-    model = p["model"]
-    problem = crocoddyl.ShootingProblem(p["x0"], [model] * HORIZON, model)
-    problem.nthreads = threads
-    us = [np.zeros(p["nu"])] * HORIZON
+    problem, us = crocoddyl_problem(crocoddyl, p, threads)
     times, costs, iters = [], [], []
     for r in range(repeats):
-        solvers = [crocoddyl.SolverDDP(problem) for _ in range(count)]
         total = 0.0
-        for i, (x0, solver) in enumerate(zip(x0s, solvers)):
+        for x0 in x0s:
             problem.x0 = x0
-            xs = problem.rollout(us)
-            solver.th_stop = CROC_TH_STOP
-            t0 = time.perf_counter()
-            solver.solve(xs, us, CROC_MAXITER, True)
-            total += time.perf_counter() - t0
+            seconds, solver = crocoddyl_solve(crocoddyl, problem, us)
+            total += seconds
             if r == 0:
                 costs.append(float(solver.cost))
                 iters.append(int(solver.iter))

@@ -84,6 +84,11 @@ class LocomotionCost:
         relu = lambda v: jnp.maximum(v, 0.0)  # noqa: E731
         return self.w_health * (relu(z_lo - z) ** 2 + relu(z - z_hi) ** 2 + relu(a_lo - a) ** 2 + relu(a - a_hi) ** 2)
 
+    @property
+    def health_test(self) -> Callable[[jax.Array], jax.Array] | None:
+        """`healthy` for a robot that can fall (the line search's validity test), else None."""
+        return None if self.z_range is None else self.healthy
+
     def healthy(self, x: jax.Array) -> jax.Array:
         """Whether the env would call x healthy (always, without a range)."""
         if self.z_range is None:

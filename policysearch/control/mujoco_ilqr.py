@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from policysearch.control.ilqr import ILQRConfig, Solution, Valid, line_search_alphas, solve_model
+from policysearch.control.receding import RecedingConfig, receding_horizon_controls
 from policysearch.envs.mujoco_model import MujocoModel
 
 
@@ -153,3 +154,17 @@ def solve_mujoco(
             fn = _compiled.__wrapped__(*key)
         with _listening(on_iteration):
             return fn(jnp.asarray(x0, jnp.float64), jnp.asarray(u_init, jnp.float64), model.u_low, model.u_high, fn_args[1])
+
+
+def receding_start(
+    model: MujocoModel, running: Callable, terminal: Callable, x0: np.ndarray, u_init: np.ndarray, valid: Valid | None,
+    config: RecedingConfig = RecedingConfig(), fd_eps: float = 1e-3, extra: tuple[Callable, Any] | None = None,
+    on_window: Callable[[dict], None] | None = None,
+) -> np.ndarray:
+    """`receding.receding_horizon_controls` with each window solved by `solve_mujoco` (valid in its
+    line search): the controls a walker's full-horizon solve starts from."""
+
+    def window(x: np.ndarray, u: np.ndarray, iterations: int) -> Solution:
+        return solve_mujoco(model, running, terminal, x, u, ILQRConfig(max_iterations=iterations), fd_eps=fd_eps, valid=valid, extra=extra)
+
+    return receding_horizon_controls(window, x0, u_init, config, on_window)

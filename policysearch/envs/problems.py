@@ -203,12 +203,9 @@ class MujocoProblem:
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
                 gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
         from policysearch.control.costs import initial_controls
-        from policysearch.control.mujoco_ilqr import solve_mujoco
-        from policysearch.control.receding import receding_horizon_controls
+        from policysearch.control.mujoco_ilqr import receding_start, solve_mujoco
 
-        cost = self.costs[c]
-        valid = cost.healthy if cost.z_range is not None else None
-        solve = partial(solve_mujoco, self.models[c], cost.running, cost.terminal, fd_eps=self.fd_eps, valid=valid, extra=extra_cost)
+        cost, model, valid = self.costs[c], self.models[c], self.costs[c].health_test
         # iLQR starts from this condition's last solution (line 9 re-optimises it), else from the
         # example motion, else on a terrain from the first terrain's solution, else from
         # `initial_controls` (built window by window for robots that can fall)
@@ -221,9 +218,10 @@ class MujocoProblem:
             if u_init is None:
                 u_init = initial_controls(self.name, self.horizon, self.control_dim)
                 if valid is not None:  # robots that can fall
-                    u_init = receding_horizon_controls(
-                        lambda x0, u, n: solve(x0, u, config=ILQRConfig(max_iterations=n)), self.conditions[c], u_init)
-            sol = solve(self.conditions[c], u_init, config=ILQRConfig(max_iterations=iterations))
+                    u_init = receding_start(model, cost.running, cost.terminal, self.conditions[c], u_init, valid,
+                                            fd_eps=self.fd_eps, extra=extra_cost)
+            sol = solve_mujoco(model, cost.running, cost.terminal, self.conditions[c], u_init, ILQRConfig(max_iterations=iterations),
+                               fd_eps=self.fd_eps, valid=valid, extra=extra_cost)
             true_cost = float(trajectory_cost(cost.running, cost.terminal, sol.x, sol.u))
             ctrl = LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high)
         return Guiding(LinearGaussianController(*(jnp.asarray(np.asarray(a), jnp.float32) for a in ctrl)), true_cost, np.asarray(sol.u))

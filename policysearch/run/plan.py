@@ -15,7 +15,7 @@ import numpy as np
 
 from policysearch.control.ilqr import STOP_REASONS, ILQRConfig, Solution, solve, trajectory_cost
 from policysearch.control.lqg import LinearGaussianController
-from policysearch.control.receding import RecedingConfig, receding_horizon_controls
+from policysearch.control.receding import RecedingConfig
 from policysearch.envs.systems import TASKS, Task
 from policysearch.errors import UserError, require_positive
 from policysearch.run.checkpoint import write_json_atomic
@@ -39,11 +39,11 @@ class PlanConfig:
     receding: bool = True
     """Start a walker's (Hopper, Walker2d) full-horizon iLQR from controls built window by window
     (`policysearch.control.receding`); off: from zero controls."""
-    window: int = 90
+    window: int = RecedingConfig.window
     """Steps each receding-horizon window looks ahead."""
-    commit: int = 15
+    commit: int = RecedingConfig.commit
     """Steps kept from each window before solving the next."""
-    window_iterations: int = 60
+    window_iterations: int = RecedingConfig.window_iterations
     """iLQR iteration cap per window."""
     horizon: int = 100
     """Time steps T."""
@@ -63,7 +63,10 @@ class PlanConfig:
         require_positive("iterations", self.iterations)
         require_positive("temperature", self.temperature)
         require_positive("fd_eps", self.fd_eps)
-        RecedingConfig(self.window, self.commit, self.window_iterations)  # checks them
+        self.receding_config()  # checks the window settings
+
+    def receding_config(self) -> RecedingConfig:
+        return RecedingConfig(self.window, self.commit, self.window_iterations)
 
 
 def make_task(env: str, horizon: int) -> Task:
@@ -117,13 +120,13 @@ def _finish(cfg: PlanConfig, run_dir: Path, sol: Solution, controller: LinearGau
 
 def _plan_mujoco(cfg: PlanConfig, env_id: str) -> dict[str, Any]:
     from policysearch.control.costs import initial_controls, locomotion_cost
-    from policysearch.control.mujoco_ilqr import solve_mujoco
+    from policysearch.control.mujoco_ilqr import receding_start, solve_mujoco
     from policysearch.envs.mujoco_model import MujocoModel
 
     model = MujocoModel(env_id)
     cost = locomotion_cost(env_id, model.nq, cfg.target_velocity, healthy=model.healthy_ranges)
     ilqr = ILQRConfig(max_iterations=cfg.iterations, tolerance=cfg.tolerance)
-    valid = cost.healthy if cost.z_range is not None else None
+    valid = cost.health_test
 
     def log(row: dict[str, Any]) -> None:
         if not cfg.json:
@@ -134,9 +137,6 @@ def _plan_mujoco(cfg: PlanConfig, env_id: str) -> dict[str, Any]:
             print(f"window from step {row['start']:4d}: {row['iterations']:3d} iterations, cost {row['cost']:10.4g}, "
                   f"valid for {row['valid_steps']} of {cfg.window + 1} states", flush=True)
 
-    def solve_window(x0: np.ndarray, u: np.ndarray, iterations: int) -> Solution:
-        return solve_mujoco(model, cost.running, cost.terminal, x0, u, ILQRConfig(max_iterations=iterations), fd_eps=cfg.fd_eps, valid=valid)
-
     run_dir = _run_dir(cfg)
     with jax.enable_x64(True):  # MuJoCo states are float64; so are the gains and the rollout
         t0 = time.perf_counter()
@@ -144,7 +144,7 @@ def _plan_mujoco(cfg: PlanConfig, env_id: str) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if cfg.receding and valid is not None:
             zero_cost = float(trajectory_cost(cost.running, cost.terminal, jnp.asarray(model.rollout(x0, u0)), jnp.asarray(u0)))
-            u0 = receding_horizon_controls(solve_window, x0, u0, RecedingConfig(cfg.window, cfg.commit, cfg.window_iterations), log_window)
+            u0 = receding_start(model, cost.running, cost.terminal, x0, u0, valid, cfg.receding_config(), cfg.fd_eps, on_window=log_window)
             extra["receding_seconds"] = time.perf_counter() - t0
         sol = solve_mujoco(model, cost.running, cost.terminal, x0, u0, ilqr, log, cfg.fd_eps, valid)
         seconds = time.perf_counter() - t0
