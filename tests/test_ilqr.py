@@ -308,3 +308,26 @@ def test_receding_horizon_controls_chain_the_windows(x64) -> None:
     for i, x in enumerate(starts):
         np.testing.assert_allclose(xs[4 * i], x, atol=1e-12)
     assert abs(xs[-1, 0] - 1.0) < 0.2  # and the chained plan does the task
+
+
+@pytest.mark.parametrize("lanes", [False, True])
+def test_solve_batch_equals_the_problems_solved_alone(x64, lanes: bool) -> None:
+    """solve_batch (one after another inside one compiled call, or as vmap lanes) gives each
+    problem the solution `solve` gives it alone: its own iteration count, cost and controls."""
+    from policysearch.control.ilqr import solve_batch
+
+    task = TASKS["pendulum-swingup"](horizon=60)
+    config = ILQRConfig(max_iterations=40)
+    x0s = jnp.stack([jnp.asarray(task.initial_state(), jnp.float64) + d for d in (0.0, 0.4, -0.7)])
+    u0 = jnp.zeros((3, task.horizon, task.control_dim))
+    args = (task.dynamics, task.running_cost, task.terminal_cost)
+    lo, hi = jnp.asarray(task.u_low), jnp.asarray(task.u_high)
+    batch = jax.jit(lambda x, u: solve_batch(*args, x, u, lo, hi, config, lanes=lanes))(x0s, u0)
+    single = jax.jit(lambda x, u: solve(*args, x, u, lo, hi, config))
+    alone = [single(x0s[i], u0[i]) for i in range(3)]
+    iterations = [int(s.iterations) for s in alone]
+    assert len(set(iterations)) > 1  # the problems need different numbers of iterations
+    assert np.asarray(batch.iterations).tolist() == iterations
+    for i, s in enumerate(alone):
+        np.testing.assert_allclose(np.asarray(batch.cost[i]), np.asarray(s.cost), rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(batch.u[i]), np.asarray(s.u), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,35 @@
+"""The XLA:CPU setting made at import: added where it can take effect, never over the user's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from policysearch import xla_cpu
+
+
+def test_added_when_unset_and_kept_out_where_the_user_chose(monkeypatch) -> None:
+    monkeypatch.setattr(xla_cpu, "_backend_started", lambda: False)
+    env: dict[str, str] = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
+    assert xla_cpu.configure(env) and env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {xla_cpu.OPTION}"
+    theirs = {"XLA_FLAGS": "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=5"}
+    assert not xla_cpu.configure(theirs) and theirs["XLA_FLAGS"].endswith("=5")
+    off = {"POLICYSEARCH_XLA_DEFAULTS": "0"}
+    assert not xla_cpu.configure(off) and "XLA_FLAGS" not in off
+    monkeypatch.setattr(xla_cpu, "_backend_started", lambda: True)
+    late: dict[str, str] = {}
+    assert not xla_cpu.configure(late) and "XLA_FLAGS" not in late
+
+
+def _flags_after_import(env: dict[str, str], before: str = "") -> str:
+    code = f"{before}import os, policysearch; print(os.environ.get('XLA_FLAGS', ''))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+
+
+def test_a_fresh_process_gets_the_setting_unless_jax_already_started() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "POLICYSEARCH_XLA_DEFAULTS")}
+    assert _flags_after_import(env) == xla_cpu.OPTION
+    # a backend started before the import has read XLA_FLAGS already: nothing is claimed
+    assert _flags_after_import(env, "import jax.numpy as jnp; jnp.ones(1); ") == ""
