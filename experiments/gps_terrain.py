@@ -12,8 +12,9 @@ Figure 4), on policysearch/Walker2dTerrain-v0.
    episode) with `--rl-factor` times GPS's count of real sampled steps.
 3. On every test terrain (seeds 100-103, never trained on), from the default start, each method
    runs for `--test-horizon` steps (default: the training horizon): the GPS policy, the DDP
-   controller of the nearest training terrain (its own trajectory with feedback), the PPO and the
-   TRPO policy, and the example policy alone.
+   controller of the nearest training terrain (its own trajectory with feedback), TBDP (every
+   step of every training terrain's DDP solution as one nearest-neighbour policy,
+   `policysearch.control.tbdp`), the PPO and the TRPO policy, and the example policy alone.
 Writes OUT/terrain.png (torso paths over each terrain profile, mean reward in brackets),
 OUT/results.json ({"method": {"success_rate", "return_mean", "real_steps", "seconds", ...}}), the
 episodes of every method (steps, return, fall) in OUT/details.json, and prints the table.
@@ -36,12 +37,13 @@ import numpy as np
 import policysearch.envs  # noqa: F401  (registers the terrain tasks)
 from policysearch.algos.gps import GPSConfig
 from policysearch.control.lqg import LinearGaussianController
+from policysearch.control.tbdp import TrajectoryLibrary
 from policysearch.envs.terrain import ENV_ID, SET_ENV_ID, TEST_TERRAINS, TRAIN_TERRAINS, terrain_profile
 from policysearch.run.evaluation import run_from_default_start
 from policysearch.run.snapshot import load
 from policysearch.run.train_gps import GPSRunConfig, train_gps
 
-COLOURS = {"GPS": "tab:green", "DDP": "tab:red", "PPO": "tab:blue", "TRPO": "tab:purple", "example": "tab:orange"}
+COLOURS = {"GPS": "tab:green", "DDP": "tab:red", "TBDP": "tab:brown", "PPO": "tab:blue", "TRPO": "tab:purple", "example": "tab:orange"}
 
 
 def nearest_training_terrain(test_seed: int) -> int:
@@ -119,7 +121,9 @@ def main() -> None:
         gps_seconds = time.perf_counter() - t0
     agent = load(gps_dir)
     controllers = {s: LinearGaussianController.load(gps_dir / "controllers" / f"condition_{i}")[0] for i, s in enumerate(TRAIN_TERRAINS)}
-    cost = {"GPS": {"real_steps": summary["real_steps"], "seconds": gps_seconds}, "DDP": {"real_steps": 0, "seconds": None}}
+    library = TrajectoryLibrary.from_controllers(list(controllers.values()))
+    cost = {"GPS": {"real_steps": summary["real_steps"], "seconds": gps_seconds}, "DDP": {"real_steps": 0, "seconds": None},
+            "TBDP": {"real_steps": 0, "seconds": None}}
     policies = {"GPS": lambda t, obs, x: agent.act(obs)}
     if args.example_policy:
         example = load(args.example_policy)
@@ -139,11 +143,12 @@ def main() -> None:
             policies[algo.upper()] = lambda t, obs, x, a=rl_agent: a.act(obs)
             cost[algo.upper()] = {"real_steps": done, "seconds": seconds}
 
-    results: dict[str, dict] = {m: {"episodes": []} for m in policies} | {"DDP": {"episodes": []}}
+    results: dict[str, dict] = {m: {"episodes": []} for m in policies} | {"DDP": {"episodes": []}, "TBDP": {"episodes": []}}
     for seed in TEST_TERRAINS:
         near = nearest_training_terrain(seed)
         runs = {m: run_episode(f, seed, test_horizon) for m, f in policies.items()}
         runs["DDP"] = run_episode(lambda t, obs, x, c=controllers[near]: c.act(t, x), seed, test_horizon)
+        runs["TBDP"] = run_episode(lambda t, obs, x: library.act(t, x), seed, test_horizon)
         for m, r in runs.items():
             results[m]["episodes"].append(dict(r, terrain=seed, ddp_from=near if m == "DDP" else None))
     table = {}
