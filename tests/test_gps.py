@@ -149,7 +149,7 @@ def test_sample_set_proposal_is_a_mixture_of_prefix_products_per_condition() -> 
     draw = lambda count: tuple(rng.normal(size=shape).astype(np.float32) for shape in [(count, T, N), (count, T, K), (count, T)])  # noqa: E731
     store = SampleStore().add(draw(3), condition=0, source=0).add(draw(2), condition=1, source=1)
     store = store.add(draw(2), condition=0, source=2).add(draw(2), condition=1, source=2)
-    s = build_sample_set(policy, store, sources, {0, 1, 2}, conditions=2)
+    s = build_sample_set(policy, store, sources, {0, 1, 2}, [PolicyInput(), PolicyInput()])
     assert s.states.shape[:2] == (2, 32) and np.asarray(s.mask).sum(1).tolist() == [5, 4]
 
     def step_lp(source: Source, x: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -385,7 +385,10 @@ def test_saved_gps_policy_acts_on_raw_observations_through_its_standardisation(t
     problem = JaxTaskProblem(TASKS["arm-reach-dense"](horizon=20), arm_reach_conditions())
     rng = np.random.default_rng(0)
     states = [rng.normal([0.5, 1.0, 0.0, 0.0], [0.3, 2.0, 5.0, 0.1], size=(20, 4)).astype(np.float32) for _ in range(3)]
-    stats = observation_stats(problem.features, states)
+    store = SampleStore()
+    for i, s in enumerate(states):
+        store = store.add((s[None], np.zeros((1, 20, 2), np.float32), np.zeros((1, 20), np.float32)), condition=i, source=0)
+    stats = observation_stats([PolicyInput(problem.features_for(c)) for c in range(3)], store)
     flat = np.concatenate(states).astype(np.float64)
     np.testing.assert_allclose(np.asarray(stats.mean), flat.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(stats.var), flat.var(0), rtol=1e-4)
@@ -396,7 +399,7 @@ def test_saved_gps_policy_acts_on_raw_observations_through_its_standardisation(t
     save_checkpoint(tmp_path / "checkpoints", 1, params, policy_meta(policy, env_spec(GPSRunConfig(), problem), stats, 10.0))
     agent = load(tmp_path)
     x = flat[:7] + rng.normal(0, 3.0, (7, 4))  # some beyond the clip
-    expected = np.clip(np.asarray(policy.dist(params, PolicyInput(problem.features)(stats, jnp.asarray(x, jnp.float32))).mode()),
+    expected = np.clip(np.asarray(policy.dist(params, PolicyInput(problem.features_for(0))(stats, jnp.asarray(x, jnp.float32))).mode()),
                        problem.u_low, problem.u_high)
     np.testing.assert_allclose(agent.act(x.astype(np.float32)), expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(agent.act(x.astype(np.float32)), np.clip(np.asarray(policy.dist(params, jnp.asarray(x, jnp.float32)).mode()),

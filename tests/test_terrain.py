@@ -62,3 +62,29 @@ def test_terrain_set_env_draws_every_training_terrain() -> None:
     vec = make_env(SET_ENV_ID, 2, 0)
     assert vec.spec.obs_dim == 17 and vec.spec.action_dim == 6
     vec.close()
+
+
+def test_observation_carries_the_height_above_the_ground_and_gps_sees_the_same() -> None:
+    """In a dip the observed torso height is the height above the ground beneath it (not the
+    absolute z), and the GPS problem's input map for that terrain's condition gives the env's
+    observation from the state."""
+    import jax.numpy as jnp
+
+    from policysearch.envs.problems import MujocoProblem
+
+    env = gym.make(ENV_ID, terrain_seed=TRAIN_TERRAINS[0])
+    env.reset(seed=0)
+    inner = env.unwrapped
+    x, h = inner.profile
+    i = int(np.argmin(h))
+    qpos, qvel = inner.init_qpos.copy(), np.random.default_rng(0).uniform(-1, 1, inner.model.nv)
+    qpos[0], qpos[1] = x[i], h[i] + 1.2
+    inner.set_state(qpos, qvel)
+    obs = inner._get_obs()
+    assert h[i] < -0.1 and abs(obs[0] - 1.2) < 1e-9  # absolute z is h + 1.2 < 1.1
+    problem = MujocoProblem(ENV_ID, horizon=5, terrains=TRAIN_TERRAINS[:2])
+    state = jnp.asarray(np.concatenate([qpos, qvel]), jnp.float32)
+    np.testing.assert_allclose(np.asarray(problem.features_for(0)(state)), obs, rtol=1e-5, atol=1e-5)
+    # the other terrain's map measures against its own ground
+    assert abs(float(problem.features_for(1)(state)[0]) - (qpos[1] - ground_height(terrain_profile(TRAIN_TERRAINS[1]), x[i]))) < 1e-5
+    env.close()

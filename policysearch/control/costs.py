@@ -32,6 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def height_above_ground(root_x: jax.Array, root_z: jax.Array, ground: tuple[tuple[float, ...], tuple[float, ...]] | None) -> jax.Array:
+    """The root's height above the ground beneath it: z - h(x), h the terrain profile (x grid,
+    heights) interpolated linearly; z itself without a profile (flat ground at 0)."""
+    if ground is None:
+        return root_z
+    return root_z - jnp.interp(root_x, jnp.asarray(ground[0], root_z.dtype), jnp.asarray(ground[1], root_z.dtype))
+
+
 @dataclass(frozen=True)
 class LocomotionCost:
     nq: int
@@ -60,8 +68,7 @@ class LocomotionCost:
     m of height)."""
 
     def _height(self, x: jax.Array) -> jax.Array:
-        qpos = x[: self.nq]
-        return qpos[1] if self.ground is None else qpos[1] - jnp.interp(qpos[0], jnp.asarray(self.ground[0]), jnp.asarray(self.ground[1]))
+        return height_above_ground(x[0], x[1], self.ground)
 
     def _state_terms(self, x: jax.Array) -> jax.Array:
         qpos, qvel = x[: self.nq], x[self.nq :]

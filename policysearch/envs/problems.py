@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policysearch.control.costs import robot_name
+from policysearch.control.costs import height_above_ground, robot_name
 from policysearch.control.ilqr import ILQRConfig, solve, trajectory_cost
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.envs.systems import Task
@@ -53,9 +53,12 @@ class GPSProblem(Protocol):
     conditions: list[np.ndarray]
     u_low: np.ndarray
     u_high: np.ndarray
-    features: Callable[[jax.Array], jax.Array]
-    """The policy's input for a state: a fixed, hashable JAX function (the identity, or the env
-    observation as an `ObservationMap`)."""
+
+    def features_for(self, c: int) -> Callable[[jax.Array], jax.Array]:
+        """The policy's input for a state of condition c: a fixed, hashable JAX function (the
+        identity, or the env observation as an `ObservationMap`, which on a terrain depends on
+        the condition's ground)."""
+        ...
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
                 gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
@@ -81,9 +84,12 @@ class JaxTaskProblem:
     def __init__(self, task: Task, conditions: list[np.ndarray]) -> None:
         self.task, self.name = task, task.name
         self.state_dim, self.control_dim, self.horizon = task.state_dim, task.control_dim, task.horizon
-        self.obs_dim, self.features = task.state_dim, identity
+        self.obs_dim = task.state_dim
         self.u_low, self.u_high = np.asarray(task.u_low), np.asarray(task.u_high)
         self.conditions = [np.asarray(c, np.float32) for c in conditions]
+
+    def features_for(self, c: int) -> Callable[[jax.Array], jax.Array]:
+        return identity
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
                 gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
@@ -132,26 +138,36 @@ def arm_reach_conditions() -> list[np.ndarray]:
     return [np.array(q + (0.0, 0.0), np.float32) for q in [(0.3, 0.3), (0.0, 0.8), (-0.3, 1.2), (0.6, 0.2)]]
 
 
+Profile = tuple[tuple[float, ...], tuple[float, ...]]
+"""A ground profile (x grid, heights h(x)), as `terrain.terrain_profile` gives it, in tuples."""
+
+
 @dataclass(frozen=True)
 class ObservationMap:
     """The Gymnasium v5 observation of a planar robot as a JAX function of x = (qpos, qvel):
-    qpos without its first `skip` entries, then qvel, clipped to +-clip (None: not clipped).
-    Hashable by value, so functions jitted over it compile once per robot."""
+    qpos without its first `skip` entries, then qvel, clipped to +-clip (None: not clipped). With
+    a `ground` profile (a walker on a terrain), the root's height (qpos[1], the observation's
+    first entry) is measured above the ground beneath the root, h(qpos[0]) interpolated, as the
+    terrain env observes it and as its health test measures it. Hashable by value, so functions
+    jitted over it compile once per robot and ground."""
 
     nq: int
     skip: int
     clip: float | None
+    ground: Profile | None = None
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        qvel = x[..., self.nq:]
-        return jnp.concatenate([x[..., self.skip:self.nq], qvel if self.clip is None else jnp.clip(qvel, -self.clip, self.clip)], axis=-1)
+        qpos, qvel = x[..., self.skip:self.nq], x[..., self.nq:]
+        if self.ground is not None:
+            qpos = qpos.at[..., 0].set(height_above_ground(x[..., 0], x[..., 1], self.ground))
+        return jnp.concatenate([qpos, qvel if self.clip is None else jnp.clip(qvel, -self.clip, self.clip)], axis=-1)
 
 
-def mujoco_features(env_id: str, nq: int) -> ObservationMap:
+def mujoco_features(env_id: str, nq: int, ground: Profile | None = None) -> ObservationMap:
     """The observation map of a robot: the Swimmer leaves out the root's x and y, the walkers the
-    root's x and clip qvel to [-10, 10]."""
+    root's x and clip qvel to [-10, 10] (on a terrain, the root's height above `ground`)."""
     swimmer = robot_name(env_id) == "Swimmer"
-    return ObservationMap(nq, 2 if swimmer else 1, None if swimmer else 10.0)
+    return ObservationMap(nq, 2 if swimmer else 1, None if swimmer else 10.0, ground)
 
 
 class MujocoProblem:
@@ -174,19 +190,18 @@ class MujocoProblem:
             from policysearch.envs.terrain import terrain_profile
 
             self.models = [MujocoModel(env_id, terrain_seed=s) for s in terrains]
-            profiles = [terrain_profile(s) for s in terrains]
-            self.costs = [locomotion_cost(env_id, m.nq, v_target, (tuple(p[0].tolist()), tuple(p[1].tolist())), m.healthy_ranges)
-                          for m, p in zip(self.models, profiles)]
+            grounds: list[Profile | None] = [(tuple(x.tolist()), tuple(h.tolist())) for x, h in map(terrain_profile, terrains)]
+            self.costs = [locomotion_cost(env_id, m.nq, v_target, g, m.healthy_ranges) for m, g in zip(self.models, grounds)]
         else:
             model = MujocoModel(env_id)
-            self.models = [model] * conditions
+            self.models, grounds = [model] * conditions, [None] * conditions
             self.costs = [locomotion_cost(env_id, model.nq, v_target, healthy=model.healthy_ranges)] * conditions
         model = self.models[0]
         self.name, self.horizon, self.fd_eps, self.terrains = env_id, horizon, fd_eps, tuple(terrains)
         self.state_dim, self.control_dim = model.state_dim, model.control_dim
         self.u_low, self.u_high = model.u_low, model.u_high
-        self.features = mujoco_features(env_id, model.nq)
-        self.obs_dim = int(self.features(jnp.zeros(self.state_dim)).shape[-1])
+        self._features = [mujoco_features(env_id, model.nq, g) for g in grounds]
+        self.obs_dim = int(self._features[0](jnp.zeros(self.state_dim)).shape[-1])
         x0 = model.initial_state()
         rng = np.random.default_rng(seed)
         root = 2 if robot_name(env_id) == "Swimmer" else 3
@@ -199,6 +214,9 @@ class MujocoProblem:
         self._example_u = {c: self.example_controls(c, example) for c in range(len(self.conditions))} if example else {}
         self._running = [jax.jit(jax.vmap(c.running)) for c in self.costs]
         self._terminal = [jax.jit(jax.vmap(c.terminal)) for c in self.costs]
+
+    def features_for(self, c: int) -> Callable[[jax.Array], jax.Array]:
+        return self._features[c]
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
                 gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
@@ -230,7 +248,7 @@ class MujocoProblem:
         """The controls of act's rollout from condition c over the horizon (clipped to the box)."""
         model, x, us = self.models[c], np.asarray(self.conditions[c], np.float64)[None], []
         for _ in range(self.horizon):
-            u = np.clip(np.asarray(act(np.asarray(self.features(jnp.asarray(x, jnp.float32))))), self.u_low, self.u_high)
+            u = np.clip(np.asarray(act(np.asarray(self._features[c](jnp.asarray(x, jnp.float32))))), self.u_low, self.u_high)
             us.append(u[0])
             x = model.step_batch(x, u.astype(np.float64))
         return np.stack(us)

@@ -6,8 +6,8 @@ The profile h(x) is flat for x < 0.5 m and then the sum of (a) a piecewise-linea
 changes every 2-4 m, uniform in +-0.08 * roughness rad, and (b) Gaussian bumps (one every 1.5 m
 on average, height +-0.06 * roughness m, width 0.2-0.5 m); it is sampled every 5 cm over
 [-5, 35] m. The height field is a 2-row MuJoCo hfield, constant across y (the robot is planar).
-Health and the reward are the Walker2d-v5 ones, with the torso height measured above the
-ground under the torso instead of above z = 0.
+Health, the reward and the observation are the Walker2d-v5 ones, with the torso height measured
+above the ground under the torso instead of above z = 0 (the observation's first entry).
 
 Training terrains are seeds 0-3 (`TRAIN_TERRAINS`); test terrains, never trained on, are seeds
 100-103 (`TEST_TERRAINS`), both at roughness 1.
@@ -97,6 +97,13 @@ class Walker2dTerrainEnv(Walker2dEnv):
         min_z, max_z = self._healthy_z_range
         min_angle, max_angle = self._healthy_angle_range
         return bool(min_z < z < max_z and min_angle < angle < max_angle)
+
+    def _get_obs(self) -> np.ndarray:
+        """Walker2d's observation with the torso's height measured above the ground beneath it
+        (as health is), so that a dip in the ground does not look like a fall."""
+        obs = super()._get_obs()
+        obs[0] -= ground_height(self.profile, float(self.data.qpos[0]))
+        return obs
 
 
 class Walker2dTerrainSetEnv(gym.Env):

@@ -117,7 +117,7 @@ def make_problem(run: GPSRunConfig) -> GPSProblem:
 
 
 def env_spec(run: GPSRunConfig, problem: GPSProblem) -> EnvSpec:
-    """The spec a GPS policy is saved with: it acts on problem.features(x), the env's observation
+    """The spec a GPS policy is saved with: it acts on problem.features_for(c)(x), the env's observation
     on MuJoCo robots and the state on JAX tasks."""
     lo, hi = (tuple(float(v) for v in a) for a in (problem.u_low, problem.u_high))
     return EnvSpec(run.env, problem.obs_dim, "gaussian", problem.control_dim, lo, hi)

@@ -125,8 +125,8 @@ def make_policy(problem: GPSProblem, config: GPSConfig) -> Policy:
 
 def policy_cost(problem: GPSProblem, policy: Policy, params: PolicyParams, stats: RunningStats | None, c: int) -> float:
     """Cost of the policy's mean actions from condition c (one deterministic rollout); the policy
-    sees problem.features(x), standardised by stats when given."""
-    act = PolicyAct(policy, PolicyInput(problem.features), True)
+    sees problem.features_for(c)(x), standardised by stats when given."""
+    act = PolicyAct(policy, PolicyInput(problem.features_for(c)), True)
     return -float(jnp.sum(problem.sample(c, act, (params, stats), jax.random.PRNGKey(0), 1)[2]))
 
 
@@ -156,31 +156,40 @@ def _guiding(problem: GPSProblem, config: GPSConfig, state: GPSState, c: int, ex
     return ctrl, g.cost, dataclasses.replace(state, warm_starts=warm)
 
 
-def _draw(problem: GPSProblem, state: GPSState, source: Source, act: Act, args: Any, conditions: list[int], count: int) -> tuple[GPSState, int]:
-    """Draw `count` samples of a new source at each condition into S: (state, the source's index)."""
+def _draw(problem: GPSProblem, state: GPSState, source: Source, act: Callable[[int], Act], args: Any, conditions: list[int],
+          count: int) -> tuple[GPSState, int]:
+    """Draw `count` samples of a new source at each condition c, by act(c), into S: (state, the
+    source's index)."""
     key, store = state.key, state.store
     j = len(state.sources)
     for c in conditions:
         key, sub = jax.random.split(key)
-        store = store.add(problem.sample(c, act, args, sub, count), c, j)
+        store = store.add(problem.sample(c, act(c), args, sub, count), c, j)
     return dataclasses.replace(state, key=key, store=store, sources=state.sources + (source,)), j
 
 
 def _draw_policy(problem: GPSProblem, config: GPSConfig, policy: Policy, state: GPSState, params: PolicyParams) -> GPSState:
     """Samples of pi_params at every condition (lines 4, 8 and 16)."""
-    act = PolicyAct(policy, PolicyInput(problem.features))
+    def act(c: int) -> Act:
+        return PolicyAct(policy, PolicyInput(problem.features_for(c)))
+
     state, j = _draw(problem, state, Source(None, params), act, (params, state.obs_stats), list(range(len(problem.conditions))), config.policy_samples)
     return dataclasses.replace(state, policy_sources=state.policy_sources + (j,))
 
 
 def _draw_guiding(problem: GPSProblem, config: GPSConfig, state: GPSState, c: int, ctrl: LinearGaussianController) -> tuple[GPSState, int]:
     """Guiding samples of pi_G at condition c (lines 2 and 9)."""
-    state, j = _draw(problem, state, Source(ctrl, None), controller_act, ctrl, [c], config.guiding_samples)
+    state, j = _draw(problem, state, Source(ctrl, None), lambda c: controller_act, ctrl, [c], config.guiding_samples)
     return dataclasses.replace(state, guiding=state.guiding | {j}), j
 
 
 def _sample_set(problem: GPSProblem, policy: Policy, state: GPSState, chosen: frozenset[int]) -> SampleSet:
-    return build_sample_set(policy, state.store, state.sources, chosen, len(problem.conditions), PolicyInput(problem.features), state.obs_stats)
+    return build_sample_set(policy, state.store, state.sources, chosen, _inputs(problem), state.obs_stats)
+
+
+def _inputs(problem: GPSProblem) -> list[PolicyInput]:
+    """The policy's input map at each condition."""
+    return [PolicyInput(problem.features_for(c)) for c in range(len(problem.conditions))]
 
 
 def _costs(problem: GPSProblem, policy: Policy, params: PolicyParams, stats: RunningStats | None) -> tuple[float, ...]:
@@ -199,7 +208,7 @@ def init_gps(problem: GPSProblem, config: GPSConfig, policy: Policy, seed: int) 
         key, sub = jax.random.split(state.key)
         state, j = _draw_guiding(problem, config, dataclasses.replace(state, key=sub), c, ctrl)
         state = dataclasses.replace(state, key=key, ddp_sources=state.ddp_sources + (j,), ddp_costs=state.ddp_costs + (cost,))
-    stats = observation_stats(problem.features, state.store.states) if config.normalize_obs else None
+    stats = observation_stats(_inputs(problem), state.store) if config.normalize_obs else None
     state = dataclasses.replace(state, obs_stats=stats)
     key, k_init = jax.random.split(state.key)  # line 3
     best = fit_max_likelihood(policy.init(k_init), _sample_set(problem, policy, state, state.guiding), policy, config.init_iterations)
@@ -221,9 +230,9 @@ def gps_iteration(problem: GPSProblem, config: GPSConfig, policy: Policy, state:
     state = _draw_policy(problem, config, policy, dataclasses.replace(state, key=sub), theta_k)  # line 8
     chosen = chosen | {state.policy_sources[-1]}
     if config.adaptive_guiding:  # line 9
-        extra = (AdaptiveCost(policy, PolicyInput(problem.features)), (theta_k, state.obs_stats, jnp.asarray(config.adaptive_weight)))
+        args = (theta_k, state.obs_stats, jnp.asarray(config.adaptive_weight))
         for c in range(C):
-            ctrl, _, state = _guiding(problem, config, state, c, extra)
+            ctrl, _, state = _guiding(problem, config, state, c, (AdaptiveCost(policy, PolicyInput(problem.features_for(c))), args))
             key, sub = jax.random.split(key)
             state, j = _draw_guiding(problem, config, dataclasses.replace(state, key=sub), c, ctrl)
             chosen = chosen | {j}

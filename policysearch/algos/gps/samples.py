@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -72,9 +72,11 @@ class PolicyInput:
         return f if stats is None else normalize(stats, f, self.clip)
 
 
-def observation_stats(features: Callable[[jax.Array], jax.Array], states: tuple[np.ndarray, ...] | list[np.ndarray]) -> RunningStats:
-    """Mean and variance of features(x) over every time step of the given trajectories."""
-    f = np.asarray(features(jnp.asarray(np.concatenate(states))), np.float64)
+def observation_stats(inputs: Sequence[PolicyInput], store: SampleStore) -> RunningStats:
+    """Mean and variance of the raw policy input, inputs[c].features(x) at condition c, over every
+    time step of every trajectory in the store."""
+    f = np.concatenate([np.asarray(inputs[c].features(jnp.asarray(np.concatenate([store.states[i] for i in idx]))), np.float64)
+                        for c in range(len(inputs)) if (idx := [i for i, k in enumerate(store.condition) if k == c])])
     return RunningStats(jnp.asarray(f.mean(0), jnp.float32), jnp.asarray(f.var(0), jnp.float32), jnp.asarray(len(f), jnp.float32))
 
 
@@ -92,21 +94,23 @@ def capacity_for(count: int, bucket: int = 32) -> int:
 
 
 def build_sample_set(
-    policy: Policy, store: SampleStore, sources: tuple[Source, ...] | list[Source], chosen: set[int] | frozenset[int], conditions: int,
-    inp: PolicyInput = PolicyInput(), stats: RunningStats | None = None,
+    policy: Policy, store: SampleStore, sources: tuple[Source, ...] | list[Source], chosen: set[int] | frozenset[int],
+    inputs: Sequence[PolicyInput], stats: RunningStats | None = None,
 ) -> SampleSet:
-    """S_k: per condition, the samples drawn by the chosen sources, with log q of every prefix under
-    the mixture of the sources that sampled at that condition, padded to a common size. Controllers
-    score raw states; the policy (and SampleSet.states) sees inp(stats, state)."""
+    """S_k: per condition c (one input map inputs[c] each), the samples drawn by the chosen
+    sources, with log q of every prefix under the mixture of the sources that sampled at that
+    condition, padded to a common size. Controllers score raw states; the policy (and
+    SampleSet.states) sees inputs[c](stats, state)."""
+    conditions = len(inputs)
     per_condition = [store.select(c, chosen) for c in range(conditions)]
     cap = capacity_for(max(len(idx) for idx in per_condition))
     T, n, m = store.states[0].shape[0], store.states[0].shape[1], store.actions[0].shape[1]
-    n = int(inp(stats, jnp.zeros((n,), jnp.float32)).shape[-1])
+    n = int(inputs[0](stats, jnp.zeros((n,), jnp.float32)).shape[-1])
     states, actions = np.zeros((conditions, cap, T, n), np.float32), np.zeros((conditions, cap, T, m), np.float32)
     rewards, log_q, mask = np.zeros((conditions, cap, T), np.float32), np.zeros((conditions, cap, T), np.float32), np.zeros((conditions, cap), np.float32)
     for c, idx in enumerate(per_condition):
         s = np.stack([store.states[i] for i in idx])
-        f = np.asarray(inp(stats, jnp.asarray(s)))
+        f = np.asarray(inputs[c](stats, jnp.asarray(s)))
         a = np.stack([store.actions[i] for i in idx])
         used = sorted({store.source[i] for i in idx})
         counts = jnp.asarray([sum(1 for i in idx if store.source[i] == j) for j in used], jnp.float32)
