@@ -38,7 +38,7 @@ import policysearch.envs  # noqa: F401  (registers the terrain tasks)
 from policysearch.algos.gps import GPSConfig
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.control.tbdp import TrajectoryLibrary
-from policysearch.envs.terrain import ENV_ID, SET_ENV_ID, TEST_TERRAINS, TRAIN_TERRAINS, terrain_profile
+from policysearch.envs.terrain import ENV_ID, ROUGHNESS, SET_ENV_ID, TEST_TERRAINS, TRAIN_TERRAINS, register, terrain_profile
 from policysearch.run.evaluation import run_from_default_start
 from policysearch.run.snapshot import load
 from policysearch.run.train_gps import GPSRunConfig, train_gps
@@ -46,11 +46,11 @@ from policysearch.run.train_gps import GPSRunConfig, train_gps
 COLOURS = {"GPS": "tab:green", "DDP": "tab:red", "TBDP": "tab:brown", "PPO": "tab:blue", "TRPO": "tab:purple", "example": "tab:orange"}
 
 
-def nearest_training_terrain(test_seed: int) -> int:
+def nearest_training_terrain(test_seed: int, roughness: float) -> int:
     """The training terrain whose profile is closest (mean |h_test - h_train| over the first 10 m)."""
-    x, h = terrain_profile(test_seed)
+    x, h = terrain_profile(test_seed, roughness)
     near = (x >= 0) & (x <= 10)
-    return min(TRAIN_TERRAINS, key=lambda s: float(np.mean(np.abs(terrain_profile(s)[1][near] - h[near]))))
+    return min(TRAIN_TERRAINS, key=lambda s: float(np.mean(np.abs(terrain_profile(s, roughness)[1][near] - h[near]))))
 
 
 def run_episode(act, terrain_seed: int, horizon: int) -> dict:
@@ -87,7 +87,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/gps-terrain")
     p.add_argument("--horizon", type=int, default=250, help="GPS trajectory length (steps of 8 ms)")
-    p.add_argument("--test-horizon", type=int, default=0, help="steps on each test terrain (0: --horizon, the length the DDP controllers are defined for)")
+    p.add_argument("--test-horizon", type=int, default=500, help="steps on each test terrain (0: --horizon, the length the DDP controllers are defined for)")
+    p.add_argument("--roughness", type=float, default=ROUGHNESS, help="scale of the terrains' slopes and bumps (training and test)")
     p.add_argument("--example-policy", default="", help="run dir of the example motion iLQR starts from (empty: iLQR from standing)")
     p.add_argument("--target-velocity", type=float, default=2.5, help="forward velocity of the locomotion cost (m/s)")
     p.add_argument("--gps-iterations", type=int, default=6)
@@ -102,6 +103,7 @@ def main() -> None:
     p.add_argument("--gps-from", default="", help="reuse the GPS run of an earlier --out (DIR/gps) instead of training it")
     p.add_argument("--rl-from", default="", help="reuse the PPO and TRPO runs of an earlier --out (DIR/ppo, DIR/trpo) instead of training them")
     args = p.parse_args()
+    register(args.roughness)  # every terrain env of this process (GPS's models, RL training, the tests) has it
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     test_horizon = args.test_horizon or args.horizon
@@ -145,7 +147,7 @@ def main() -> None:
 
     results: dict[str, dict] = {m: {"episodes": []} for m in policies} | {"DDP": {"episodes": []}, "TBDP": {"episodes": []}}
     for seed in TEST_TERRAINS:
-        near = nearest_training_terrain(seed)
+        near = nearest_training_terrain(seed, args.roughness)
         runs = {m: run_episode(f, seed, test_horizon) for m, f in policies.items()}
         runs["DDP"] = run_episode(lambda t, obs, x, c=controllers[near]: c.act(t, x), seed, test_horizon)
         runs["TBDP"] = run_episode(lambda t, obs, x: library.act(t, x), seed, test_horizon)
@@ -157,9 +159,9 @@ def main() -> None:
         table[m] = {"success_rate": float(np.mean([not e["fell"] for e in eps])), "return_mean": float(np.mean([e["return"] for e in eps])),
                     "successes": int(sum(not e["fell"] for e in eps)), "terrains": len(eps), **cost.get(m, {})}
     (out / "results.json").write_text(json.dumps(table, indent=2))
-    (out / "details.json").write_text(json.dumps({"test_horizon": test_horizon, "gps_summary": summary,
+    (out / "details.json").write_text(json.dumps({"test_horizon": test_horizon, "roughness": args.roughness, "gps_summary": summary,
                                                   "episodes": {m: [{k: v for k, v in e.items() if k != "path"} for e in r["episodes"]] for m, r in results.items()}}, indent=2))
-    plot(out / "terrain.png", results, test_horizon)
+    plot(out / "terrain.png", results, test_horizon, args.roughness)
     print(f"{'method':6s} {'success':>8s} {'return':>8s} {'real steps':>11s} {'seconds':>8s}")
     for m, row in table.items():
         secs = f"{row['seconds']:.0f}" if row.get("seconds") else "-"
@@ -167,7 +169,7 @@ def main() -> None:
     print(f"figure: {out / 'terrain.png'}; table: {out / 'results.json'}; episodes: {out / 'details.json'}")
 
 
-def plot(path: Path, results: dict, horizon: int) -> None:
+def plot(path: Path, results: dict, horizon: int, roughness: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,7 +177,7 @@ def plot(path: Path, results: dict, horizon: int) -> None:
 
     fig, axes = plt.subplots(len(TEST_TERRAINS), 1, figsize=(9, 2.2 * len(TEST_TERRAINS)), dpi=110, sharex=True)
     for ax, (i, seed) in zip(np.atleast_1d(axes), enumerate(TEST_TERRAINS)):
-        x, h = terrain_profile(seed)
+        x, h = terrain_profile(seed, roughness)
         ax.fill_between(x, h.min() - 0.3, h, color="0.8")
         for m, r in results.items():
             e = r["episodes"][i]

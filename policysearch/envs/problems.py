@@ -187,10 +187,8 @@ class MujocoProblem:
         from policysearch.envs.mujoco_model import MujocoModel
 
         if terrains:
-            from policysearch.envs.terrain import terrain_profile
-
             self.models = [MujocoModel(env_id, terrain_seed=s) for s in terrains]
-            grounds: list[Profile | None] = [(tuple(x.tolist()), tuple(h.tolist())) for x, h in map(terrain_profile, terrains)]
+            grounds: list[Profile | None] = [tuple(tuple(a.tolist()) for a in m.env.unwrapped.profile) for m in self.models]
             self.costs = [locomotion_cost(env_id, m.nq, v_target, g, m.healthy_ranges) for m, g in zip(self.models, grounds)]
         else:
             model = MujocoModel(env_id)

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
+ROUGHNESS = 1.0
+"""The tasks' default roughness (scale of the slopes and bumps)."""
 TRAIN_TERRAINS = (0, 1, 2, 3)
 TEST_TERRAINS = (100, 101, 102, 103)
 X_MIN, X_MAX, DX = -5.0, 35.0, 0.05
@@ -31,7 +34,7 @@ SET_ENV_ID = "policysearch/Walker2dTerrains-v0"
 """A set of terrains, one drawn at every reset: how PPO and TRPO train on several terrains."""
 
 
-def terrain_profile(terrain_seed: int, roughness: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def terrain_profile(terrain_seed: int, roughness: float = ROUGHNESS) -> tuple[np.ndarray, np.ndarray]:
     """(x, h(x)) of the terrain, documented in the module docstring."""
     rng = np.random.default_rng(terrain_seed)
     x = np.arange(X_MIN, X_MAX + DX / 2, DX)
@@ -52,7 +55,7 @@ def ground_height(profile: tuple[np.ndarray, np.ndarray], x: float) -> float:
     return float(np.interp(x, *profile))
 
 
-def terrain_xml(terrain_seed: int, roughness: float = 1.0) -> Path:
+def terrain_xml(terrain_seed: int, roughness: float = ROUGHNESS) -> Path:
     """An MJCF file of Walker2d-v5 with the plane floor replaced by this terrain's height field
     (written once per (seed, roughness) to a cache folder, atomically)."""
     import gymnasium.envs.mujoco as gm
@@ -85,7 +88,7 @@ def terrain_xml(terrain_seed: int, roughness: float = 1.0) -> Path:
 class Walker2dTerrainEnv(Walker2dEnv):
     """Walker2d-v5 on the terrain of `terrain_seed`; health uses the height above the ground."""
 
-    def __init__(self, terrain_seed: int = 0, roughness: float = 1.0, **kwargs) -> None:
+    def __init__(self, terrain_seed: int = 0, roughness: float = ROUGHNESS, **kwargs) -> None:
         self.terrain_seed, self.roughness = terrain_seed, roughness
         self.profile = terrain_profile(terrain_seed, roughness)
         super().__init__(xml_file=str(terrain_xml(terrain_seed, roughness)), **kwargs)
@@ -112,7 +115,7 @@ class Walker2dTerrainSetEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 125}
 
-    def __init__(self, terrain_seeds: tuple[int, ...] = TRAIN_TERRAINS, roughness: float = 1.0, **kwargs) -> None:
+    def __init__(self, terrain_seeds: tuple[int, ...] = TRAIN_TERRAINS, roughness: float = ROUGHNESS, **kwargs) -> None:
         self.envs = [Walker2dTerrainEnv(s, roughness, **kwargs) for s in terrain_seeds]
         self.observation_space, self.action_space = self.envs[0].observation_space, self.envs[0].action_space
         self.render_mode = kwargs.get("render_mode")
@@ -134,8 +137,18 @@ class Walker2dTerrainSetEnv(gym.Env):
             env.close()
 
 
-def register() -> None:
-    if ENV_ID not in gym.envs.registry:
-        gym.register(ENV_ID, entry_point="policysearch.envs.terrain:Walker2dTerrainEnv", max_episode_steps=1000)
-    if SET_ENV_ID not in gym.envs.registry:
-        gym.register(SET_ENV_ID, entry_point="policysearch.envs.terrain:Walker2dTerrainSetEnv", max_episode_steps=1000)
+def register(roughness: float | None = None) -> None:
+    """Register both terrain tasks (once), or, given a roughness, register them again with it as
+    their default: every env made by id afterwards in this process (GPS's models, RL training,
+    evaluation) is built on that roughness unless told otherwise."""
+    kwargs = {} if roughness is None else {"roughness": float(roughness)}
+    for env_id, entry in ((ENV_ID, "Walker2dTerrainEnv"), (SET_ENV_ID, "Walker2dTerrainSetEnv")):
+        if env_id not in gym.envs.registry or kwargs:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "overriding environment"
+                gym.register(env_id, entry_point=f"policysearch.envs.terrain:{entry}", max_episode_steps=1000, kwargs=kwargs)
+
+
+def registered_roughness() -> float:
+    """The roughness the terrain tasks are built on by default in this process."""
+    return float(gym.spec(ENV_ID).kwargs.get("roughness", ROUGHNESS))
