@@ -186,9 +186,10 @@ def plot(path: Path, results: dict, horizon: int, roughness: float) -> None:
             ax.plot(px, pz, color=COLOURS.get(m, "k"), lw=1.5, label=f"{m} [{mean_r:.0f}]" if i == 0 else None)
             if e["fell"]:
                 ax.plot(px[-1], pz[-1], "x", color=COLOURS.get(m, "k"))
-        xs = np.concatenate([np.asarray(r["episodes"][i]["path"])[:, 0] for r in results.values()])
-        ax.set_xlim(min(-0.5, xs.min() - 0.2), max(3.0, xs.max() + 0.5))
         ax.set_ylabel(f"terrain {seed}")
+    # the axes are shared: one range that holds every path on every terrain
+    xs = np.concatenate([np.asarray(e["path"])[:, 0] for r in results.values() for e in r["episodes"]])
+    np.atleast_1d(axes)[0].set_xlim(min(-0.5, xs.min() - 0.2), max(3.0, xs.max() + 0.5))
     np.atleast_1d(axes)[0].legend(loc="upper left", ncol=len(results), fontsize=8)
     np.atleast_1d(axes)[-1].set_xlabel(f"x (m); torso paths over {horizon} steps, x: fell; [mean reward]")
     fig.tight_layout()
