@@ -4,14 +4,15 @@ Figure 4), on policysearch/Walker2dTerrain-v0.
 1. GPS trains one policy on the training terrains (seeds 0-3, one DDP controller each). As in the
    paper, DDP starts from an example motion (--example-policy: a trained policysearch run, here a
    PPO walker trained on flat Walker2d-v5; its rollout on each training terrain is iLQR's start).
-   The defaults are the settings measured to work (README, "GPS on unseen terrain"): standardised
+   The defaults are the settings that worked at a 250-step test (README, "GPS on unseen terrain";
+   at the 500-step test they do not yet): standardised
    policy inputs (GPSConfig.normalize_obs; without them the policy falls), narrow guiding noise
    (temperature 1e-4, gain regulariser 100) and no adaptive guiding samples (`--adaptive-guiding`
    adds them: 2.7 times the samples, no better on the test terrains).
 2. PPO and TRPO train on the same terrains (policysearch/Walker2dTerrains-v0 draws one per
    episode) with `--rl-factor` times GPS's count of real sampled steps.
 3. On every test terrain (seeds 100-103, never trained on), from the default start, each method
-   runs for `--test-horizon` steps (default: the training horizon): the GPS policy, the DDP
+   runs for `--test-horizon` steps (default 500, 4 s; 0: the training horizon): the GPS policy, the DDP
    controller of the nearest training terrain (its own trajectory with feedback), TBDP (every
    step of every training terrain's DDP solution as one nearest-neighbour policy,
    `policysearch.control.tbdp`), the PPO and the TRPO policy, and the example policy alone.
