@@ -7,10 +7,10 @@ DEMO_DIR ?= runs/demo-ppo-hopper
 
 .PHONY: demo test test-fast bench venv clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,fast]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,fast]"
 	touch $(STAMP)
 
 venv: $(STAMP)
