@@ -24,6 +24,11 @@ trained runs of an earlier OUT, to evaluate them again at another `--test-horizo
 
     policysearch train ppo --env Walker2d-v5 --total-steps 1000000 --run-dir runs/ppo-walker   # the example
     python experiments/gps_terrain.py --example-policy runs/ppo-walker --out runs/gps-terrain
+
+or the whole pipeline over several seeds in one command (an example trained per seed; OUT/seed_S
+per seed, and OUT/results.json with the per-seed tables and a summary over seeds):
+
+    python experiments/gps_terrain.py --seeds 0 1 2 --train-example 1000000 --out runs/gps-terrain
 """
 
 from __future__ import annotations
@@ -84,13 +89,41 @@ def earlier_seconds(out: Path, method: str) -> float:
     return json.loads((out / "results.json").read_text())[method]["seconds"]
 
 
+def train_example(steps: int, run_dir: Path, seed: int) -> Path:
+    """The example motion as the README's first command makes it: PPO on flat Walker2d-v5 with the
+    CLI's defaults (`policysearch train ppo --env Walker2d-v5 --total-steps STEPS --seed SEED`)."""
+    from policysearch.algos import ALGORITHMS
+    from policysearch.run.train import RunConfig, train
+
+    run = RunConfig(env="Walker2d-v5", total_steps=steps, seed=seed, run_dir=str(run_dir), video=False, overwrite=True)
+    train("ppo", run, ALGORITHMS["ppo"].config())
+    return run_dir
+
+
+def aggregate(tables: dict[int, dict[str, dict]]) -> dict[str, dict]:
+    """Per method, over the seeds' tables: successes per seed, their mean, and the mean reward's
+    mean and standard deviation over seeds (methods missing from a seed are left out there)."""
+    out: dict[str, dict] = {}
+    for m in dict.fromkeys(m for t in tables.values() for m in t):
+        rows = {s: t[m] for s, t in tables.items() if m in t}
+        returns = [r["return_mean"] for r in rows.values()]
+        out[m] = {"successes": {str(s): r["successes"] for s, r in rows.items()},
+                  "successes_mean": float(np.mean([r["successes"] for r in rows.values()])),
+                  "terrains": next(iter(rows.values()))["terrains"],
+                  "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+                  "real_steps_mean": float(np.mean([r.get("real_steps", 0) for r in rows.values()]))}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/gps-terrain")
     p.add_argument("--horizon", type=int, default=250, help="GPS trajectory length (steps of 8 ms)")
     p.add_argument("--test-horizon", type=int, default=500, help="steps on each test terrain (0: --horizon, the length the DDP controllers are defined for)")
     p.add_argument("--roughness", type=float, default=ROUGHNESS, help="scale of the terrains' slopes and bumps (training and test)")
-    p.add_argument("--example-policy", default="", help="run dir of the example motion iLQR starts from (empty: iLQR from standing)")
+    p.add_argument("--example-policy", default="", help="run dir of the example motion iLQR starts from (one seed; empty: see --train-example)")
+    p.add_argument("--train-example", type=int, default=0,
+                   help="train the example per seed, PPO on flat Walker2d-v5 for this many steps (0 and no --example-policy: iLQR from standing)")
     p.add_argument("--target-velocity", type=float, default=2.5, help="forward velocity of the locomotion cost (m/s)")
     p.add_argument("--gps-iterations", type=int, default=6)
     p.add_argument("--ilqr-iterations", type=int, default=50)
@@ -98,26 +131,58 @@ def main() -> None:
     p.add_argument("--guiding-samples", type=int, default=20)
     p.add_argument("--guiding-gain-reg", type=float, default=100.0, help="rho of the guiding gains (GPSConfig.guiding_gain_reg)")
     p.add_argument("--rl-factor", type=float, default=10.0, help="PPO/TRPO get this many times GPS's real samples")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the whole pipeline (example, GPS, PPO, TRPO); several: OUT/seed_S each and a summary")
     p.add_argument("--skip-rl", action="store_true", help="leave out PPO and TRPO")
     p.add_argument("--adaptive-guiding", action=argparse.BooleanOptionalAction, default=False, help="line 9: re-optimise DDP toward the policy")
     p.add_argument("--gps-from", default="", help="reuse the GPS run of an earlier --out (DIR/gps) instead of training it")
     p.add_argument("--rl-from", default="", help="reuse the PPO and TRPO runs of an earlier --out (DIR/ppo, DIR/trpo) instead of training them")
     args = p.parse_args()
+    if args.example_policy and (len(args.seeds) > 1 or args.train_example):
+        p.error("--example-policy serves one seed and no --train-example; for several seeds let --train-example make one per seed")
     register(args.roughness)  # every terrain env of this process (GPS's models, RL training, the tests) has it
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    test_horizon = args.test_horizon or args.horizon
+    several = len(args.seeds) > 1
+    tables = {}
+    for seed in args.seeds:
+        sub = out / f"seed_{seed}" if several else out
+        earlier = lambda d: "" if not d else str(Path(d) / f"seed_{seed}") if several else d  # noqa: E731
+        tables[seed] = run_seed(args, seed, sub, earlier(args.gps_from), earlier(args.rl_from))
+    if several:
+        summary = aggregate(tables)
+        (out / "results.json").write_text(json.dumps({"seeds": args.seeds, "summary": summary, "per_seed": {str(s): t for s, t in tables.items()}}, indent=2))
+        print(f"over seeds {args.seeds}:")
+        print(f"{'method':8s} {'successes per seed':>20s} {'reward (mean +- sd)':>22s} {'real steps':>11s}")
+        for m, row in summary.items():
+            per = " ".join(f"{v}/{row['terrains']}" for v in row["successes"].values())
+            print(f"{m:8s} {per:>20s} {row['return_mean']:12.1f} +- {row['return_std']:6.1f} {row['real_steps_mean']:11.0f}")
+        print(f"summary: {out / 'results.json'}; per seed: {out}/seed_*/")
 
-    if args.gps_from:  # evaluate an earlier experiment's GPS run again (another --test-horizon)
-        gps_dir = Path(args.gps_from) / "gps"
+
+def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_from: str) -> dict[str, dict]:
+    """The whole pipeline for one seed into out: example (trained or given), GPS, PPO and TRPO,
+    every method on every test terrain; the figure, results.json, details.json; the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    test_horizon = args.test_horizon or args.horizon
+    example_dir, example_seconds = args.example_policy, None
+    if args.train_example and not args.example_policy:
+        earlier_example = Path(gps_from) / "example" if gps_from else None
+        if earlier_example is not None and earlier_example.exists():  # re-evaluating an earlier run: its example
+            example_dir = str(earlier_example)
+        else:
+            t0 = time.perf_counter()
+            example_dir = str(train_example(args.train_example, out / "example", seed))
+            example_seconds = time.perf_counter() - t0
+
+    if gps_from:  # evaluate an earlier experiment's GPS run again (another --test-horizon)
+        gps_dir = Path(gps_from) / "gps"
         summary = json.loads((gps_dir / "summary.json").read_text())
-        gps_seconds = earlier_seconds(Path(args.gps_from), "GPS")
+        gps_seconds = earlier_seconds(Path(gps_from), "GPS")
     else:
         t0 = time.perf_counter()
         gps_dir = out / "gps"
-        run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=args.seed, run_dir=str(gps_dir), overwrite=True,
-                           eval_episodes=0, example_policy=args.example_policy, target_velocity=args.target_velocity)
+        run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=seed, run_dir=str(gps_dir), overwrite=True,
+                           eval_episodes=0, example_policy=example_dir, target_velocity=args.target_velocity)
         summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
                                            guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples,
                                            guiding_gain_reg=args.guiding_gain_reg, adaptive_guiding=args.adaptive_guiding)).summary
@@ -128,17 +193,17 @@ def main() -> None:
     cost = {"GPS": {"real_steps": summary["real_steps"], "seconds": gps_seconds}, "DDP": {"real_steps": 0, "seconds": None},
             "TBDP": {"real_steps": 0, "seconds": None}}
     policies = {"GPS": lambda t, obs, x: agent.act(obs)}
-    if args.example_policy:
-        example = load(args.example_policy)
+    if example_dir:
+        example = load(example_dir)
         policies["example"] = lambda t, obs, x: example.act(obs)
-        cost["example"] = {"real_steps": trained_steps(Path(args.example_policy)), "seconds": None, "env": example.spec.env_id}
+        cost["example"] = {"real_steps": trained_steps(Path(example_dir)), "seconds": example_seconds, "env": example.spec.env_id}
     if not args.skip_rl:
         steps = int(args.rl_factor * summary["real_steps"])
         for algo in ("ppo", "trpo"):
-            if args.rl_from:
-                run_dir, seconds = Path(args.rl_from) / algo, earlier_seconds(Path(args.rl_from), algo.upper())
+            if rl_from:
+                run_dir, seconds = Path(rl_from) / algo, earlier_seconds(Path(rl_from), algo.upper())
             else:
-                run_dir, seconds = train_rl(algo, steps, out, args.seed)
+                run_dir, seconds = train_rl(algo, steps, out, seed)
             done = trained_steps(run_dir)
             if done < steps:
                 raise SystemExit(f"{run_dir} was trained for {done} steps, below --rl-factor x GPS = {steps}; train it afresh (leave out --rl-from)")
@@ -147,27 +212,29 @@ def main() -> None:
             cost[algo.upper()] = {"real_steps": done, "seconds": seconds}
 
     results: dict[str, dict] = {m: {"episodes": []} for m in policies} | {"DDP": {"episodes": []}, "TBDP": {"episodes": []}}
-    for seed in TEST_TERRAINS:
-        near = nearest_training_terrain(seed, args.roughness)
-        runs = {m: run_episode(f, seed, test_horizon) for m, f in policies.items()}
-        runs["DDP"] = run_episode(lambda t, obs, x, c=controllers[near]: c.act(t, x), seed, test_horizon)
-        runs["TBDP"] = run_episode(lambda t, obs, x: library.act(t, x), seed, test_horizon)
+    for terrain in TEST_TERRAINS:
+        near = nearest_training_terrain(terrain, args.roughness)
+        runs = {m: run_episode(f, terrain, test_horizon) for m, f in policies.items()}
+        runs["DDP"] = run_episode(lambda t, obs, x, c=controllers[near]: c.act(t, x), terrain, test_horizon)
+        runs["TBDP"] = run_episode(lambda t, obs, x: library.act(t, x), terrain, test_horizon)
         for m, r in runs.items():
-            results[m]["episodes"].append(dict(r, terrain=seed, ddp_from=near if m == "DDP" else None))
+            results[m]["episodes"].append(dict(r, terrain=terrain, ddp_from=near if m == "DDP" else None))
     table = {}
     for m, r in results.items():
         eps = r["episodes"]
         table[m] = {"success_rate": float(np.mean([not e["fell"] for e in eps])), "return_mean": float(np.mean([e["return"] for e in eps])),
                     "successes": int(sum(not e["fell"] for e in eps)), "terrains": len(eps), **cost.get(m, {})}
     (out / "results.json").write_text(json.dumps(table, indent=2))
-    (out / "details.json").write_text(json.dumps({"test_horizon": test_horizon, "roughness": args.roughness, "gps_summary": summary,
+    (out / "details.json").write_text(json.dumps({"seed": seed, "test_horizon": test_horizon, "roughness": args.roughness, "gps_summary": summary,
                                                   "episodes": {m: [{k: v for k, v in e.items() if k != "path"} for e in r["episodes"]] for m, r in results.items()}}, indent=2))
     plot(out / "terrain.png", results, test_horizon, args.roughness)
-    print(f"{'method':6s} {'success':>8s} {'return':>8s} {'real steps':>11s} {'seconds':>8s}")
+    print(f"seed {seed}:")
+    print(f"{'method':8s} {'success':>8s} {'return':>8s} {'real steps':>11s} {'seconds':>8s}")
     for m, row in table.items():
         secs = f"{row['seconds']:.0f}" if row.get("seconds") else "-"
-        print(f"{m:6s} {row['successes']}/{row['terrains']:<6d} {row['return_mean']:8.1f} {row.get('real_steps', 0):11d} {secs:>8s}")
+        print(f"{m:8s} {row['successes']}/{row['terrains']:<6d} {row['return_mean']:8.1f} {row.get('real_steps', 0):11d} {secs:>8s}")
     print(f"figure: {out / 'terrain.png'}; table: {out / 'results.json'}; episodes: {out / 'details.json'}")
+    return table
 
 
 def plot(path: Path, results: dict, horizon: int, roughness: float) -> None:
