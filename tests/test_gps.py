@@ -498,3 +498,20 @@ def test_gps_compiles_its_optimisers_once_for_runs_of_the_same_settings() -> Non
         run_gps(problem, cfg, seed=seed)
         sizes.append([f._cache_size() for f in jitted])
     assert all(n > 0 for n in sizes[0]) and sizes[1] == sizes[0]
+
+
+def test_final_step_ess_is_that_of_the_whole_trajectory_weights_per_condition() -> None:
+    """The diagnostic ESS of line 10's estimate: (sum w)^2 / sum w^2 of w_i = pi(zeta_i) / q(zeta_i)
+    over whole trajectories, per condition, padding left out (against NumPy)."""
+    from policysearch.algos.gps.loop import final_step_ess
+
+    rng = np.random.default_rng(5)
+    policy = Policy(N, K, "gaussian", (8,), "softplus", -0.3)
+    params = policy.init(jax.random.PRNGKey(0))
+    C, m = 2, 4
+    samples = SampleSet(jnp.asarray(rng.normal(size=(C, m, T, N)), jnp.float32), jnp.asarray(rng.normal(size=(C, m, T, K)), jnp.float32),
+                        jnp.zeros((C, m, T)), jnp.asarray(rng.normal(0, 3, (C, m, T)), jnp.float32), jnp.asarray([[1, 1, 1, 0], [1, 1, 1, 1]], jnp.float32))
+    lp = np.asarray(policy.dist(params, samples.states).log_prob(samples.actions), np.float64).sum(-1)  # log pi(zeta) [C, m]
+    w = np.exp(lp - np.asarray(samples.log_q, np.float64)[..., -1]) * np.asarray(samples.mask)
+    expected = w.sum(1) ** 2 / (w**2).sum(1)
+    np.testing.assert_allclose(np.asarray(final_step_ess(params, samples, policy)), expected, rtol=1e-4)

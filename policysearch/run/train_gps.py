@@ -163,7 +163,8 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = No
 
 def describe_iteration(row: dict[str, Any]) -> str:
     return (f"iter {row['iteration']:3d}  {'accept' if row['accepted'] else 'reject'}  w_r {row['w_r']:8.2g}  "
-            f"value {row['value_new']:10.4g} vs {row['value_best']:10.4g}  policy cost {row['policy_cost_mean']:10.4g}  "
+            f"value {row['value_new']:10.4g} vs {row['value_best']:10.4g} (new: true cost {row['policy_cost_new']:.4g}, ESS {row['ess_new_min']:.3g})  "
+            f"policy cost {row['policy_cost_mean']:10.4g}  "
             f"DDP {row['ddp_cost_mean']:10.4g}  samples {row['samples']}  ({row['wall_time']:.0f} s)")
 
 

@@ -36,10 +36,11 @@ import numpy as np
 import optax
 
 from policysearch.algos.gps.config import GPSConfig
-from policysearch.algos.gps.objective import accept_or_reject, estimated_return, log_likelihood, phi
+from policysearch.algos.gps.objective import accept_or_reject, estimated_return, log_likelihood, log_weights, phi
 from policysearch.algos.gps.samples import PolicyInput, SampleSet, SampleStore, Source, build_sample_set, observation_stats
 from policysearch.algos.gps.state import GPSState
 from policysearch.control.lqg import LinearGaussianController
+from policysearch.core.estimators import effective_sample_size
 from policysearch.core.normalize import RunningStats
 from policysearch.core.policies import Policy, PolicyParams
 from policysearch.envs.problems import Act, GPSProblem
@@ -116,6 +117,13 @@ def maximise_phi(params: PolicyParams, samples: SampleSet, w_r: jax.Array, polic
 def estimated_value(params: PolicyParams, samples: SampleSet, policy: Policy) -> jax.Array:
     """Line 10: Phi with w_r = 0, the self-normalised importance-sampled return."""
     return estimated_return(params, policy, samples)
+
+
+@partial(jax.jit, static_argnames=("policy",))
+def final_step_ess(params: PolicyParams, samples: SampleSet, policy: Policy) -> jax.Array:
+    """The effective sample size (sum w)^2 / sum w^2 of the whole-trajectory weights under
+    pi_params, per condition: [C]. Near 1, line 10's estimate rests on one sample."""
+    return effective_sample_size(jnp.swapaxes(log_weights(policy, params, samples)[..., -1], 0, 1))
 
 
 def make_policy(problem: GPSProblem, config: GPSConfig) -> Policy:
@@ -241,8 +249,11 @@ def gps_iteration(problem: GPSProblem, config: GPSConfig, policy: Policy, state:
     v_best = float(estimated_value(state.best, s_k, policy))
     accepted, w_r = accept_or_reject(jnp.asarray(state.w_r, jnp.float32), jnp.asarray(v_new), jnp.asarray(v_best), config.w_r_factor,
                                      config.w_r_min, config.w_r_max)
+    # diagnostics, not used by the algorithm: theta_k's true cost and how many samples its estimate rests on
+    new_costs = _costs(problem, policy, theta_k, state.obs_stats)
+    ess = np.asarray(final_step_ess(theta_k, s_k, policy))
     if bool(accepted):  # lines 11-13
-        state = dataclasses.replace(state, best=theta_k, best_costs=_costs(problem, policy, theta_k, state.obs_stats))
+        state = dataclasses.replace(state, best=theta_k, best_costs=new_costs)
     elif config.resample_best:  # line 16
         key, sub = jax.random.split(key)
         state = _draw_policy(problem, config, policy, dataclasses.replace(state, key=sub), state.best)
@@ -250,6 +261,7 @@ def gps_iteration(problem: GPSProblem, config: GPSConfig, policy: Policy, state:
         "iteration": k, "accepted": bool(accepted), "w_r": float(w_r), "value_new": v_new, "value_best": v_best,
         "policy_cost_mean": float(np.mean(state.best_costs)), "ddp_cost_mean": float(np.mean(state.ddp_costs)),
         "samples": len(state.store), "policy_cost_initial": state.initial_cost,
+        "policy_cost_new": float(np.mean(new_costs)), "ess_new_min": float(ess.min()),
     }
     return dataclasses.replace(state, iteration=k, key=key, w_r=float(w_r), history=state.history + (row,)), row
 
