@@ -20,11 +20,12 @@ demo: $(STAMP)
 		--num-envs 8 --run-dir $(DEMO_DIR) --overwrite
 	@echo "run folder: $(DEMO_DIR) (config.json, metrics.csv, tb/, checkpoints/, learning_curve.png, policy.mp4)"
 
+# one pytest worker per core, each test file on one worker (a file's tests share fixtures and run folders)
 test: $(STAMP)
-	MUJOCO_GL=egl $(BIN)/python -m pytest -q
+	MUJOCO_GL=egl $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-fast: $(STAMP)
-	MUJOCO_GL=egl $(BIN)/python -m pytest -q -m "not slow"
+	MUJOCO_GL=egl $(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
