@@ -129,6 +129,7 @@ def main() -> None:
     p.add_argument("--ilqr-iterations", type=int, default=50)
     p.add_argument("--guiding-temperature", type=float, default=1e-4)
     p.add_argument("--guiding-samples", type=int, default=20)
+    p.add_argument("--policy-samples", type=int, default=GPSConfig.policy_samples, help="samples of each new policy per terrain (line 8)")
     p.add_argument("--guiding-gain-reg", type=float, default=100.0, help="rho of the guiding gains (GPSConfig.guiding_gain_reg)")
     p.add_argument("--rl-factor", type=float, default=10.0, help="PPO/TRPO get this many times GPS's real samples")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the whole pipeline (example, GPS, PPO, TRPO); several: OUT/seed_S each and a summary")
@@ -185,6 +186,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
                            eval_episodes=0, example_policy=example_dir, target_velocity=args.target_velocity)
         summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
                                            guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples,
+                                           policy_samples=args.policy_samples,
                                            guiding_gain_reg=args.guiding_gain_reg, adaptive_guiding=args.adaptive_guiding)).summary
         gps_seconds = time.perf_counter() - t0
     agent = load(gps_dir)
