@@ -146,9 +146,10 @@ def main() -> None:
     several = len(args.seeds) > 1
     tables = {}
     for seed in args.seeds:
-        sub = out / f"seed_{seed}" if several else out
-        earlier = lambda d: "" if not d else str(Path(d) / f"seed_{seed}") if several else d  # noqa: E731
-        tables[seed] = run_seed(args, seed, sub, earlier(args.gps_from), earlier(args.rl_from))
+        def per_seed(folder: str) -> str:  # an --out folder (this run's or an earlier one's) for this seed
+            return str(Path(folder) / f"seed_{seed}") if folder and several else folder
+
+        tables[seed] = run_seed(args, seed, Path(per_seed(str(out))), per_seed(args.gps_from), per_seed(args.rl_from))
     if several:
         summary = aggregate(tables)
         (out / "results.json").write_text(json.dumps({"seeds": args.seeds, "summary": summary, "per_seed": {str(s): t for s, t in tables.items()}}, indent=2))

@@ -398,7 +398,6 @@ def solve_batch(
     return jax.lax.map(lambda args: one(*args), (x0s, u_inits))
 
 
-
 def solve_model(
     model: Model, running: RunningCost, terminal: TerminalCost, x0: jax.Array, u_init: jax.Array,
     u_low: jax.Array | None = None, u_high: jax.Array | None = None, config: ILQRConfig = ILQRConfig(),

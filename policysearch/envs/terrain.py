@@ -148,7 +148,3 @@ def register(roughness: float | None = None) -> None:
                 warnings.simplefilter("ignore")  # "overriding environment"
                 gym.register(env_id, entry_point=f"policysearch.envs.terrain:{entry}", max_episode_steps=1000, kwargs=kwargs)
 
-
-def registered_roughness() -> float:
-    """The roughness the terrain tasks are built on by default in this process."""
-    return float(gym.spec(ENV_ID).kwargs.get("roughness", ROUGHNESS))

@@ -75,8 +75,10 @@ class PolicyInput:
 def observation_stats(inputs: Sequence[PolicyInput], store: SampleStore) -> RunningStats:
     """Mean and variance of the raw policy input, inputs[c].features(x) at condition c, over every
     time step of every trajectory in the store."""
+    every = set(store.source)
+    per_condition = [(c, store.select(c, every)) for c in range(len(inputs))]
     f = np.concatenate([np.asarray(inputs[c].features(jnp.asarray(np.concatenate([store.states[i] for i in idx]))), np.float64)
-                        for c in range(len(inputs)) if (idx := [i for i, k in enumerate(store.condition) if k == c])])
+                        for c, idx in per_condition if idx])
     return RunningStats(jnp.asarray(f.mean(0), jnp.float32), jnp.asarray(f.var(0), jnp.float32), jnp.asarray(len(f), jnp.float32))
 
 
