@@ -124,6 +124,10 @@ def main() -> None:
     p.add_argument("--example-policy", default="", help="run dir of the example motion iLQR starts from (one seed; empty: see --train-example)")
     p.add_argument("--train-example", type=int, default=0,
                    help="train the example per seed, PPO on flat Walker2d-v5 for this many steps (0 and no --example-policy: iLQR from standing)")
+    p.add_argument("--example-controls", default="", help="a GPS run of this task whose DDP solutions are iLQR's start (GPSRunConfig.example_controls)")
+    p.add_argument("--hidden", type=int, nargs="+", default=list(GPSConfig.hidden), help="hidden widths of the GPS policy")
+    p.add_argument("--init-iterations", type=int, default=GPSConfig.init_iterations, help="L-BFGS iterations of line 3's fit")
+    p.add_argument("--accept-on", choices=["estimate", "true_cost"], default="estimate", help="GPSConfig.accept_on (lines 10-11)")
     p.add_argument("--target-velocity", type=float, default=2.5, help="forward velocity of the locomotion cost (m/s)")
     p.add_argument("--gps-iterations", type=int, default=6)
     p.add_argument("--ilqr-iterations", type=int, default=50)
@@ -184,10 +188,12 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
         t0 = time.perf_counter()
         gps_dir = out / "gps"
         run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=seed, run_dir=str(gps_dir), overwrite=True,
-                           eval_episodes=0, example_policy=example_dir, target_velocity=args.target_velocity)
+                           eval_episodes=0, example_policy=example_dir, example_controls=args.example_controls,
+                           target_velocity=args.target_velocity)
         summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
                                            guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples,
-                                           policy_samples=args.policy_samples,
+                                           policy_samples=args.policy_samples, hidden=tuple(args.hidden),
+                                           init_iterations=args.init_iterations, accept_on=args.accept_on,
                                            guiding_gain_reg=args.guiding_gain_reg, adaptive_guiding=args.adaptive_guiding)).summary
         gps_seconds = time.perf_counter() - t0
     agent = load(gps_dir)

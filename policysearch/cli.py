@@ -6,13 +6,15 @@
   policysearch plan --env pendulum-swingup --horizon 100 --json
   policysearch plot runs/hopper | policysearch render runs/hopper
 
-Exit codes: 0 success, 2 bad input (one line on stderr naming the problem and the fix),
-1 failure.
+Exit codes: 0 success, 2 bad input or a file that cannot be written (one line on stderr naming
+the problem and the fix), 3 training became non-finite (the last good checkpoint is kept), 130
+Ctrl-C and 143 SIGTERM (the last completed update is checkpointed first), 1 failure.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import sys
 from dataclasses import dataclass
@@ -23,10 +25,13 @@ import tyro
 
 from policysearch.algos import ALGORITHMS
 from policysearch.envs.systems import TASKS
-from policysearch.errors import UserError
+from policysearch.errors import NonFiniteError, UserError
+from policysearch.run import signals
 from policysearch.run.trainers import trainer
 
 COMMANDS = ("train", "eval", "plan", "plot", "render")
+WRITE_ERRORS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+"""OS errors of a write the user can fix (space, size limit, permissions): exit 2 and one line."""
 
 
 @dataclass(frozen=True)
@@ -84,20 +89,18 @@ def _train_args_type(algo: str) -> type:
 def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
     """On --resume DIR, the run's saved config becomes the default of every flag."""
     from policysearch.run.checkpoint import find_checkpoint, read_meta
-    from policysearch.run.folder import config_from_dict, require_algo
+    from policysearch.run.folder import config_from_dict, require_algo, run_folder
 
     argv = list(argv)
     resume = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--resume"), None)
     resume = resume or next((a.split("=", 1)[1] for a in argv if a.startswith("--resume=")), None)
     if resume is None:
         return None
-    meta = read_meta(find_checkpoint(Path(resume)))
+    meta = read_meta(find_checkpoint(run_folder(resume)))
     require_algo(meta, algo, resume)
-    try:
-        run = dataclasses.replace(config_from_dict(trainer(algo).run_config, meta["run"]), run_dir=resume)
-        return args_type(run, config_from_dict(ALGORITHMS[algo].config, meta["algo_config"]), resume)
-    except (KeyError, TypeError) as exc:
-        raise UserError(f"'{resume}' has an unreadable meta.json ({exc}); start a new run") from exc
+    where = f"the meta.json of '{resume}'"
+    run = dataclasses.replace(config_from_dict(trainer(algo).run_config, meta.get("run"), f"{where} (run)"), run_dir=resume)
+    return args_type(run, config_from_dict(ALGORITHMS[algo].config, meta.get("algo_config"), f"{where} (algo_config)"), resume)
 
 
 def cmd_train(argv: Sequence[str]) -> int:
@@ -202,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"train": cmd_train, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "render": cmd_render}
+    signals.install()
     try:
         if command not in handlers:
             raise UserError(f"unknown command '{command}': use one of {', '.join(COMMANDS)}")
@@ -209,9 +213,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"policysearch: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("policysearch: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
-        return 130
+    except NonFiniteError as exc:
+        print(f"policysearch: error: {exc}", file=sys.stderr)
+        return 3
+    except OSError as exc:  # a write that failed mid-run: a full disk, a file size limit, a folder made read-only
+        if exc.errno not in WRITE_ERRORS:
+            raise
+        where = f" '{exc.filename}'" if exc.filename else ""
+        print(f"policysearch: error: cannot write{where} ({exc.strerror or exc}); free space or fix the permissions, then continue "
+              "with --resume (earlier checkpoints are intact)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        name = "stopped by SIGTERM" if signals.exit_code(exc) == 143 else "interrupted"
+        print(f"policysearch: {name}; a training run has checkpointed its last completed update (continue it with --resume)", file=sys.stderr)
+        return signals.exit_code(exc)
 
 
 if __name__ == "__main__":

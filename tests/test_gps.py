@@ -312,16 +312,14 @@ def test_example_motion_is_the_example_policys_rollout_on_the_real_env() -> None
 def test_gps_on_swimmer_beats_the_random_policy() -> None:
     """GPS on Swimmer-v5 (3 starts, horizon 150, 6 iterations: about 60k model steps) gives a
     policy that swims on the real env for the full 1000-step episode, far ahead of uniform random
-    actions (measured: about 31 against about 3)."""
+    actions, on average over seeds 0, 1 and 2 of the whole run. One seed is not a result: the
+    three measured 10.6, 60.9 and 28.6 here (AMD EPYC, 2026-12-02), where seed 0 had given about
+    31 on another machine (XLA's CPU code differs by processor, and GPS's accept/reject
+    amplifies the difference). Random actions give -1.3 on average over 5 episodes, but from -12
+    to 11: seed 0's 10.6 alone is no better than a lucky random episode."""
     import gymnasium as gym
 
     from policysearch.envs.problems import MujocoProblem
-
-    problem = MujocoProblem("Swimmer-v5", 150, conditions=3)
-    gps, result = run_gps(problem, GPSConfig(iterations=6), seed=0)
-    on_obs = PolicyInput(identity)  # the env's observation is features(x)
-    mean_action = jax.jit(lambda o: gps.policy.dist(result.best, on_obs(result.obs_stats, o)).mean)
-    rng = np.random.default_rng(0)
 
     def episode(act, seed: int) -> float:
         env = gym.make("Swimmer-v5")
@@ -335,10 +333,17 @@ def test_gps_on_swimmer_beats_the_random_policy() -> None:
         env.close()
         return total
 
-    gps = [episode(lambda o: np.clip(np.asarray(mean_action(jnp.asarray(o, jnp.float32))), -1, 1), s) for s in range(3)]
+    on_obs = PolicyInput(identity)  # the env's observation is features(x)
+    gps_returns = []
+    for seed in (0, 1, 2):
+        gps, result = run_gps(MujocoProblem("Swimmer-v5", 150, conditions=3), GPSConfig(iterations=6), seed=seed)
+        mean_action = jax.jit(lambda o, gps=gps, result=result: gps.policy.dist(result.best, on_obs(result.obs_stats, o)).mean)
+        gps_returns.append(np.mean([episode(lambda o: np.clip(np.asarray(mean_action(jnp.asarray(o, jnp.float32))), -1, 1), s)
+                                    for s in range(3)]))
+    rng = np.random.default_rng(0)
     rand = [episode(lambda o: rng.uniform(-1, 1, 2), s) for s in range(5)]
-    assert np.mean(gps) > 20.0, gps
-    assert np.mean(gps) > np.mean(rand) + 15.0, (gps, rand)
+    assert np.mean(gps_returns) > 20.0, gps_returns
+    assert np.mean(gps_returns) > np.mean(rand) + 15.0, (gps_returns, rand)
 
 
 def test_adaptive_guiding_adds_new_guiding_samples_each_iteration() -> None:

@@ -9,7 +9,7 @@ from typing import Any, Callable, NamedTuple, Protocol
 import jax
 
 from policysearch.core.policies import Activation, Policy, PolicyParams
-from policysearch.errors import require, require_fraction, require_positive
+from policysearch.errors import flag, require, require_finite_fields, require_fraction, require_positive
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,19 @@ class OnPolicyConfig:
         require_fraction("gamma", self.gamma)
         require_fraction("gae_lambda", self.gae_lambda)
         require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), f"--hidden needs positive widths, got {self.hidden}")
+        require_finite_fields(self)
+
+    @property
+    def kl_reference(self) -> float | None:
+        """The KL per update the algorithm aims at or bounds (None: it has none); the trainer
+        warns when an update moves the policy far beyond it."""
+        return None
+
+    def require_minibatch(self, name: str) -> None:
+        """A minibatch-size field must not exceed --steps-per-update: a batch smaller than one
+        minibatch gives no gradient step at all."""
+        size = getattr(self, name)
+        require(size <= self.steps_per_update, f"{flag(name)} ({size}) must not exceed --steps-per-update ({self.steps_per_update})")
 
 
 class Batch(NamedTuple):

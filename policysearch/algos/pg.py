@@ -56,6 +56,7 @@ class PGConfig(OnPolicyConfig):
         super().__post_init__()
         for name in ("learning_rate", "critic_learning_rate", "critic_epochs", "critic_minibatch_size", "max_grad_norm"):
             require_positive(name, getattr(self, name))
+        self.require_minibatch("critic_minibatch_size")
 
 
 class PGState(NamedTuple):

@@ -57,10 +57,11 @@ class PPOConfig(OnPolicyConfig):
         for name in ("learning_rate", "epochs", "minibatch_size", "clip_coef", "kl_target", "kl_beta", "max_grad_norm"):
             require_positive(name, getattr(self, name))
         require(self.ent_coef >= 0 and self.vf_coef >= 0, "--ent-coef and --vf-coef must be >= 0")
-        require(
-            self.minibatch_size <= self.steps_per_update,
-            f"--minibatch-size ({self.minibatch_size}) must not exceed --steps-per-update ({self.steps_per_update})",
-        )
+        self.require_minibatch("minibatch_size")
+
+    @property
+    def kl_reference(self) -> float:
+        return self.kl_target
 
 
 class PPOState(NamedTuple):

@@ -57,6 +57,11 @@ class TRPOConfig(OnPolicyConfig):
             require_positive(name, getattr(self, name))
         require_fraction("line_search_shrink", self.line_search_shrink, closed=False)
         require_positive("cg_damping", self.cg_damping + 1e-30)
+        self.require_minibatch("critic_minibatch_size")
+
+    @property
+    def kl_reference(self) -> float:
+        return self.max_kl
 
 
 class TRPOState(NamedTuple):

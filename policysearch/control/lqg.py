@@ -112,7 +112,7 @@ class LinearGaussianController(NamedTuple):
         z = np.zeros
         template = LinearGaussianController(z((T + 1, n), np.float32), z((T, m), np.float32), z((T, m), np.float32), z((T, m, n), np.float32),
                                             z((T, m, m), np.float32), z((m,), np.float32), z((m,), np.float32))
-        return load_arrays(ckpt, template), meta
+        return load_arrays(ckpt, template, finite=False), meta  # unbounded controls are +-inf
 
 
 __all__ = ["LinearGaussianController"]

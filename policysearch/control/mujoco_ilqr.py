@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policysearch.control.ilqr import ILQRConfig, Solution, Valid, line_search_alphas, solve_model
+from policysearch.control.ilqr import ILQRConfig, Solution, Valid, line_search_alphas, solve_model, valid_prefix
 from policysearch.control.receding import RecedingConfig, receding_horizon_controls
 from policysearch.envs.mujoco_model import MujocoModel
 
@@ -159,12 +159,28 @@ def solve_mujoco(
 def receding_start(
     model: MujocoModel, running: Callable, terminal: Callable, x0: np.ndarray, u_init: np.ndarray, valid: Valid | None,
     config: RecedingConfig = RecedingConfig(), fd_eps: float = 1e-3, extra: tuple[Callable, Any] | None = None,
-    on_window: Callable[[dict], None] | None = None,
+    on_window: Callable[[dict], None] | None = None, start: int = 0,
 ) -> np.ndarray:
     """`receding.receding_horizon_controls` with each window solved by `solve_mujoco` (valid in its
-    line search): the controls a walker's full-horizon solve starts from."""
+    line search): the controls a walker's full-horizon solve starts from. With `start`, u_init's
+    first `start` controls are kept and the windows begin at the state they reach from x0."""
 
     def window(x: np.ndarray, u: np.ndarray, iterations: int) -> Solution:
         return solve_mujoco(model, running, terminal, x, u, ILQRConfig(max_iterations=iterations), fd_eps=fd_eps, valid=valid, extra=extra)
 
-    return receding_horizon_controls(window, x0, u_init, config, on_window)
+    x_start = model.rollout(np.asarray(x0, np.float64), np.asarray(u_init[:start], np.float64))[-1]
+    return receding_horizon_controls(window, x_start, u_init, config, on_window, start)
+
+
+def repair_start(
+    model: MujocoModel, running: Callable, terminal: Callable, x0: np.ndarray, u_init: np.ndarray, valid: Valid,
+    config: RecedingConfig = RecedingConfig(), fd_eps: float = 1e-3, extra: tuple[Callable, Any] | None = None,
+) -> np.ndarray:
+    """u_init if its open-loop rollout from x0 stays valid over the whole horizon; else u_init
+    repaired by receding-horizon windows from one window before the first invalid state (an
+    example motion that falls part way: iLQR over the whole horizon cannot lift a fallen plan,
+    README "iLQR that holds on contact-rich robots")."""
+    ok = int(valid_prefix(valid, jnp.asarray(model.rollout(np.asarray(x0, np.float64), np.asarray(u_init, np.float64)))))
+    if ok > len(u_init):
+        return np.asarray(u_init, np.float64)
+    return receding_start(model, running, terminal, x0, u_init, valid, config, fd_eps, extra, start=max(0, ok - config.window))

@@ -55,17 +55,20 @@ WindowSolver = Callable[[np.ndarray, np.ndarray, int], Solution]
 
 def receding_horizon_controls(
     solve_window: WindowSolver, x0: np.ndarray, u_init: np.ndarray, config: RecedingConfig = RecedingConfig(),
-    on_window: Callable[[dict], None] | None = None,
+    on_window: Callable[[dict], None] | None = None, start: int = 0,
 ) -> np.ndarray:
     """Controls u[horizon, m] (horizon = len(u_init)) built window by window as above; u_init
     seeds the windows (its steps beyond the horizon, where a window reaches past it, repeat its
-    last control); a horizon no longer than a window is returned as it is. on_window gets each window's start, iterations, cost and valid steps."""
+    last control); a horizon no longer than a window is returned as it is. With `start` > 0 the
+    first `start` controls are kept as they are and x0 is the state they reach: the windows
+    repair the rest (an example motion that falls at some step). on_window gets each window's
+    start, iterations, cost and valid steps."""
     horizon = len(u_init)
-    if horizon <= config.window:  # one window covers it: the full-horizon solve is that window
+    if horizon - start <= config.window and start == 0:  # one window covers it: the full-horizon solve is that window
         return np.asarray(u_init, np.float64)
     u = np.concatenate([np.asarray(u_init, np.float64), np.repeat(np.asarray(u_init[-1:], np.float64), config.window, axis=0)])
     x = np.asarray(x0, np.float64)
-    s = 0
+    s = start
     while s < horizon:
         sol = solve_window(x, u[s : s + config.window], config.window_iterations)
         u[s : s + config.window] = np.asarray(sol.u)

@@ -178,11 +178,12 @@ class MujocoProblem:
     start. Rewards are -cost; the policy is scored on the env's own reward by evaluation.
 
     `example` (obs -> action, e.g. a trained policy's `act`) gives the example motion iLQR starts
-    from at every condition: its deterministic rollout's controls."""
+    from at every condition: its deterministic rollout's controls; `example_u` gives them as
+    controls [horizon, m] per condition (e.g. an earlier run's DDP solutions)."""
 
     def __init__(self, env_id: str, horizon: int, conditions: int = 1, spread: float = 0.1, seed: int = 0,
                  v_target: float = 1.0, fd_eps: float = 1e-3, terrains: tuple[int, ...] = (),
-                 example: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 example: Callable[[np.ndarray], np.ndarray] | None = None, example_u: Sequence[np.ndarray] = ()) -> None:
         from policysearch.control.costs import locomotion_cost
         from policysearch.envs.mujoco_model import MujocoModel
 
@@ -210,6 +211,7 @@ class MujocoProblem:
                 x[root : model.nq] += rng.uniform(-spread, spread, model.nq - root)
             self.conditions.append(x)
         self._example_u = {c: self.example_controls(c, example) for c in range(len(self.conditions))} if example else {}
+        self._example_u.update({c: np.asarray(u, np.float64) for c, u in enumerate(example_u)})
         self._running = [jax.jit(jax.vmap(c.running)) for c in self.costs]
         self._terminal = [jax.jit(jax.vmap(c.terminal)) for c in self.costs]
 
@@ -219,12 +221,13 @@ class MujocoProblem:
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
                 gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
         from policysearch.control.costs import initial_controls
-        from policysearch.control.mujoco_ilqr import receding_start, solve_mujoco
+        from policysearch.control.mujoco_ilqr import receding_start, repair_start, solve_mujoco
 
         cost, model, valid = self.costs[c], self.models[c], self.costs[c].health_test
         # iLQR starts from this condition's last solution (line 9 re-optimises it), else from the
         # example motion, else on a terrain from the first terrain's solution, else from
-        # `initial_controls` (built window by window for robots that can fall)
+        # `initial_controls` (built window by window for robots that can fall); a start that
+        # falls part way is repaired window by window from before its fall (`repair_start`)
         warm = dict(enumerate(warm_starts))
         u_init = warm.get(c)
         if u_init is None:
@@ -236,6 +239,8 @@ class MujocoProblem:
                 if valid is not None:  # robots that can fall
                     u_init = receding_start(model, cost.running, cost.terminal, self.conditions[c], u_init, valid,
                                             fd_eps=self.fd_eps, extra=extra_cost)
+            elif valid is not None:
+                u_init = repair_start(model, cost.running, cost.terminal, self.conditions[c], u_init, valid, fd_eps=self.fd_eps, extra=extra_cost)
             sol = solve_mujoco(model, cost.running, cost.terminal, self.conditions[c], u_init, ILQRConfig(max_iterations=iterations),
                                fd_eps=self.fd_eps, valid=valid, extra=extra_cost)
             true_cost = float(trajectory_cost(cost.running, cost.terminal, sol.x, sol.u))

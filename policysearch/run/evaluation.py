@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+import jax
 import numpy as np
 
 from policysearch.control.lqg import LinearGaussianController
@@ -24,12 +25,14 @@ def evaluate(
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
     env = make_env(env_id, num_envs, seed, backend)
     obs = env.reset()
+    key = jax.random.PRNGKey(seed)
     returns, lengths = [], []
     ep_ret, ep_len = np.zeros(num_envs), np.zeros(num_envs, int)
     done_count = np.zeros(num_envs, int)
     prev_done = np.zeros(num_envs, bool)
     while (done_count < quota).any():
-        obs, reward, terminated, truncated = env.step(agent.act(obs, deterministic))
+        key, sub = jax.random.split(key)
+        obs, reward, terminated, truncated = env.step(agent.act(obs, deterministic, sub))
         valid = ~prev_done
         ep_ret += reward * valid
         ep_len += valid

@@ -11,12 +11,15 @@ algorithm, and leaves anything else the user keeps there.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from policysearch.errors import UserError, require
-from policysearch.run.checkpoint import find_checkpoint, list_checkpoints, read_meta, write_json_atomic
+from policysearch.run.checkpoint import META, find_checkpoint, list_checkpoints, read_meta, write_json_atomic
+from policysearch.run.lock import RunLock
+from policysearch.run.schema import from_dict
 
 FORMAT_VERSION = 2
 """Version of the checkpoint layout (meta.json's "format"); 2: the policy's network settings and
@@ -42,24 +45,69 @@ def holds_run(run_dir: Path) -> bool:
     return bool(list_checkpoints(run_dir / "checkpoints"))
 
 
-def new_run_dir(run_dir: Path, overwrite: bool, fix: str = "") -> Path:
-    """Create run_dir for a new run. A folder that already holds a run is refused (the message
-    ends with `fix`, by default: resume it, pick another folder, or overwrite) unless `overwrite`,
-    which removes the run's entries first."""
-    if holds_run(run_dir):
-        require(overwrite, f"'{run_dir}' already holds a run: "
-                + (fix or f"continue it with --resume {run_dir}, pick another --run-dir, or pass --overwrite"))
-        for name in RUN_ENTRIES:
-            path = run_dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+def check_writable(run_dir: Path) -> None:
+    """Refuse, before any expensive set-up, a run folder that cannot be made or written: a file,
+    a path under a file, a name over the file system's limit, or a folder (or its nearest
+    existing parent) this process may not write."""
+    run_dir = Path(run_dir)
+    long = next((part for part in run_dir.parts if len(os.fsencode(part)) > 255), None)
+    require(long is None, f"--run-dir has a name of {len(os.fsencode(long or ''))} bytes, over the limit of 255: pass a shorter --run-dir")
+    require(not run_dir.exists() or run_dir.is_dir(), f"'{run_dir}' is a file, not a folder: pass another --run-dir")
+    parent = run_dir
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    require(parent.is_dir(), f"'{run_dir}' lies under '{parent}', which is a file: pass another --run-dir")
+    require(os.access(parent, os.W_OK | os.X_OK), f"cannot write '{parent}' (permission denied): pass another --run-dir")
+    checkpoints = run_dir / "checkpoints"
+    require(not checkpoints.is_dir() or os.access(checkpoints, os.W_OK | os.X_OK),
+            f"cannot write '{checkpoints}' (permission denied): make it writable or pass another --run-dir")
+
+
+def remove_leftovers(run_dir: Path) -> None:
+    """Remove the temporary folders and files a killed write left (checkpoints/.tmp-*, *.tmp)."""
+    for tmp in list((run_dir / "checkpoints").glob(".tmp-*")) + list(run_dir.glob("*.tmp")):
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+def claim_new_run(run_dir: Path, overwrite: bool, fix: str = "") -> RunLock:
+    """Create run_dir for a new run and lock it for the run's life (`RunLock`; the caller releases
+    it). A folder in use by another run is refused, as is one that already holds a run (the
+    message ends with `fix`, by default: resume it, pick another folder, or overwrite) unless
+    `overwrite`, which removes the run's entries first."""
+    check_writable(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the run folder '{run_dir}' ({exc.strerror}): pass another --run-dir") from exc
-    return run_dir
+    lock = RunLock(run_dir).acquire()
+    try:
+        if holds_run(run_dir):
+            require(overwrite, f"'{run_dir}' already holds a run: "
+                    + (fix or f"continue it with --resume {run_dir}, pick another --run-dir, or pass --overwrite"))
+            for name in RUN_ENTRIES:
+                path = run_dir / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+        remove_leftovers(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def run_folder(resume: Path | str) -> Path:
+    """The run folder that --resume names, or a UserError saying which folder to pass: a
+    checkpoint (step_*) or a checkpoints/ folder is refused, with the run folder it belongs to."""
+    resume = Path(resume)
+    if (resume / META).exists() or resume.name == "checkpoints":
+        run = resume.parent.parent if (resume / META).exists() else resume.parent
+        raise UserError(f"'{resume}' is part of the run in '{run}': pass --resume {run} (it continues from the newest complete "
+                        f"checkpoint; to go back to an earlier one, first move the newer step_* folders out of {run / 'checkpoints'})")
+    require(resume.is_dir() and holds_run(resume),
+            f"no checkpoint found in '{resume}': pass the run folder (the --run-dir) of a run written by `policysearch train`")
+    return resume
 
 
 def changed_fields(saved: Any, given: Any, free: tuple[str, ...]) -> list[str]:
@@ -67,18 +115,19 @@ def changed_fields(saved: Any, given: Any, free: tuple[str, ...]) -> list[str]:
     return [f.name for f in dataclasses.fields(saved) if f.name not in free and getattr(saved, f.name) != getattr(given, f.name)]
 
 
-def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a frozen config dataclass from its JSON form (tuples come back as lists)."""
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - fields
-    if unknown:
-        raise UserError(f"config has unknown fields {sorted(unknown)}: written by another policysearch version")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+def config_from_dict(cls: type, data: dict[str, Any], where: str = "the saved config") -> Any:
+    """Rebuild a frozen config dataclass from its JSON form, checked against its fields' types
+    (`schema.from_dict`)."""
+    return from_dict(cls, data, where)
 
 
 def require_algo(meta: dict[str, Any], algo: str, resume: Path | str) -> None:
     """Refuse to resume another algorithm's run, naming the command that would."""
+    from policysearch.algos import ALGORITHMS
+
     saved = meta.get("algo")
+    require(isinstance(saved, str) and saved in ALGORITHMS,
+            f"the checkpoint of '{resume}' names no algorithm this version knows ('algo': {saved!r}): its meta.json was edited or damaged")
     require(saved == algo, f"'{resume}' holds a {saved} run; resume it with `policysearch train {saved} --resume {resume}`")
 
 
@@ -90,10 +139,9 @@ def check_resume(meta: dict[str, Any], algo: str, resume: Path, run: Any, algo_c
     require(meta.get("format") == FORMAT_VERSION,
             f"'{resume}' was written by another policysearch version (checkpoint format {meta.get('format')}, this one reads "
             f"{FORMAT_VERSION}); start a new run")
-    try:
-        saved_run, saved_algo_config = config_from_dict(type(run), meta["run"]), config_from_dict(type(algo_config), meta["algo_config"])
-    except (KeyError, TypeError) as exc:
-        raise UserError(f"'{resume}' has an unreadable meta.json ({exc}); start a new run") from exc
+    where = f"the meta.json of '{resume}'"
+    saved_run = config_from_dict(type(run), meta.get("run"), f"{where} (run)")
+    saved_algo_config = config_from_dict(type(algo_config), meta.get("algo_config"), f"{where} (algo_config)")
     require(saved_run.env == run.env, f"checkpoint in '{resume}' was trained on {saved_run.env}, not {run.env}; pass --env {saved_run.env} or start a new run")
     free = free + OUTPUT_SETTINGS
     changed = changed_fields(saved_run, run, free) + changed_fields(saved_algo_config, algo_config, free)
@@ -109,9 +157,20 @@ def write_config(run_dir: Path, algo: str, run: Any, algo_config: Any, **extra: 
     return record
 
 
-def resume_checkpoint(resume: Path, algo: str, run: Any, algo_config: Any, free: tuple[str, ...]) -> tuple[Path, dict[str, Any]]:
-    """The last checkpoint of the run in `resume` and its meta, after `check_resume`."""
-    ckpt = find_checkpoint(resume)
-    meta = read_meta(ckpt)
-    check_resume(meta, algo, resume, run, algo_config, free)
-    return ckpt, meta
+def claim_resume(resume: Path | str, algo: str, run: Any, algo_config: Any, free: tuple[str, ...]) -> tuple[RunLock, Path, dict[str, Any]]:
+    """Lock the run folder `resume` for the continued run's life and return the lock with its
+    last checkpoint and meta, after `check_resume`; nothing in the folder changes (but the lock
+    file) before every check has passed."""
+    run_dir = run_folder(resume)
+    check_writable(run_dir)
+    check_resume(read_meta(find_checkpoint(run_dir)), algo, run_dir, run, algo_config, free)  # refuse before taking the lock
+    lock = RunLock(run_dir).acquire()
+    try:
+        ckpt = find_checkpoint(run_dir)  # again under the lock: the newest checkpoint now
+        meta = read_meta(ckpt)
+        check_resume(meta, algo, run_dir, run, algo_config, free)
+        remove_leftovers(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock, ckpt, meta

@@ -2,17 +2,23 @@
 
 On resume from a checkpoint at step S, rows with step > S (work lost since that checkpoint) are
 dropped from the CSV and purged from TensorBoard, so the resumed run appends without duplicates
-or gaps.
+or gaps. The CSV is rewritten through a temporary file and a rename (a kill leaves the old file or
+the new one), and it is read by one checked reader (`read_metrics`) for resume and plots alike: a
+garbled file is refused with the fix, a torn last row (a kill during its append) is dropped.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 from tensorboardX import SummaryWriter
+
+from policysearch.errors import UserError
 
 BASE_COLUMNS = ("step", "wall_time", "episode_return_mean", "episode_length_mean", "episodes", "steps_per_second")
 
@@ -22,14 +28,15 @@ class MetricsLogger:
         self.path = run_dir / "metrics.csv"
         self.columns: list[str] | None = None
         if resume_step is not None and self.path.exists():
-            with open(self.path, newline="") as f:
-                reader = csv.DictReader(f)
-                self.columns = list(reader.fieldnames or [])
-                rows = [r for r in reader if int(float(r["step"])) <= resume_step]
-            with open(self.path, "w", newline="") as f:
+            self.columns, rows = read_metrics(self.path)
+            tmp = self.path.with_suffix(".csv.tmp")
+            with open(tmp, "w", newline="") as f:
                 writer = csv.DictWriter(f, self.columns)
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows(r for r in rows if float(r["step"]) <= resume_step)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
         elif self.path.exists():
             self.path.unlink()
         self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=None if resume_step is None else resume_step + 1)
@@ -39,8 +46,11 @@ class MetricsLogger:
             self.columns = list(BASE_COLUMNS) + sorted(k for k in row if k not in BASE_COLUMNS)
             with open(self.path, "w", newline="") as f:
                 csv.DictWriter(f, self.columns).writeheader()
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, self.columns, extrasaction="ignore").writerow({k: _fmt(row.get(k)) for k in self.columns})
+        try:
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, self.columns, extrasaction="ignore").writerow({k: _fmt(row.get(k)) for k in self.columns})
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         step = int(row["step"])
         for key, value in row.items():
             if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
@@ -48,6 +58,40 @@ class MetricsLogger:
 
     def close(self) -> None:
         self.tb.close()
+
+
+def read_metrics(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The columns and rows of a metrics.csv, every cell a number, empty or a boolean; a torn last
+    row is left out. Anything else is a UserError that names the file and the fix."""
+    fix = "move it out of the run folder (a resumed run then starts a new metrics.csv)"
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read '{path}' ({getattr(exc, 'strerror', None) or exc.__class__.__name__}): {fix}") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    columns = list(reader.fieldnames or [])
+    if "step" not in columns:
+        raise UserError(f"'{path}' has no header with a 'step' column: {fix}")
+    rows = list(reader)
+    if rows and not text.endswith("\n"):  # the append a kill interrupted
+        rows = rows[:-1]
+    for i, row in enumerate(rows):
+        if not all(_is_number(v) for v in row.values()) or row["step"] in ("", None) or None in row or None in row.values():
+            if i == len(rows) - 1:  # the append a kill interrupted
+                return columns, rows[:-1]
+            raise UserError(f"'{path}' row {i + 2} is not a row of numbers: {fix}")
+    return columns, rows
+
+
+def _is_number(value: Any) -> bool:
+    """A cell the loggers write: a number, empty (not measured) or a boolean (GPS's accepted)."""
+    if value in ("", None, "True", "False"):
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _fmt(value: Any) -> Any:

@@ -17,10 +17,11 @@ from policysearch.control.ilqr import STOP_REASONS, ILQRConfig, Solution, solve,
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.control.receding import RecedingConfig
 from policysearch.envs.systems import TASKS, Task
-from policysearch.errors import UserError, require_positive
+from policysearch.errors import UserError, require_finite_fields, require_positive
 from policysearch.run.checkpoint import write_json_atomic
 from policysearch.run.evaluation import closed_loop_on_env
-from policysearch.run.folder import default_run_dir, new_run_dir
+from policysearch.run.folder import claim_new_run, default_run_dir
+from policysearch.run.lock import RunLock
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class PlanConfig:
         require_positive("temperature", self.temperature)
         require_positive("fd_eps", self.fd_eps)
         self.receding_config()  # checks the window settings
+        require_finite_fields(self)
 
     def receding_config(self) -> RecedingConfig:
         return RecedingConfig(self.window, self.commit, self.window_iterations)
@@ -78,7 +80,8 @@ def make_task(env: str, horizon: int) -> Task:
 def run_plan(cfg: PlanConfig) -> dict[str, Any]:
     """Plan on a JAX task or a MuJoCo robot; a summary dict (also saved as plan.json)."""
     if cfg.env in TASKS:
-        return _plan_jax(cfg)
+        with _claim(cfg) as lock:
+            return _plan_jax(cfg, lock.run_dir)
     from policysearch.control.costs import locomotion_cost
     from policysearch.envs import check_env_id
 
@@ -90,13 +93,15 @@ def run_plan(cfg: PlanConfig) -> dict[str, Any]:
             f"no trajectory-optimisation cost is defined for {cfg.env}: choose one of {', '.join(TASKS)}, "
             "Swimmer-v5, Hopper-v5 or Walker2d-v5"
         ) from None
-    return _plan_mujoco(cfg, spec.id)
+    with _claim(cfg) as lock:
+        return _plan_mujoco(cfg, spec.id, lock.run_dir)
 
 
-def _run_dir(cfg: PlanConfig) -> Path:
-    """The plan's folder (a new plan replaces the files of an earlier one there)."""
-    return new_run_dir(Path(cfg.run_dir) if cfg.run_dir else default_run_dir("plan", cfg.env), overwrite=False,
-                       fix="choose another --run-dir for the plan")
+def _claim(cfg: PlanConfig) -> RunLock:
+    """The plan's folder, locked while the plan runs (a new plan replaces the files of an earlier
+    one there)."""
+    return claim_new_run(Path(cfg.run_dir) if cfg.run_dir else default_run_dir("plan", cfg.env), overwrite=False,
+                         fix="choose another --run-dir for the plan")
 
 
 def _finish(cfg: PlanConfig, run_dir: Path, sol: Solution, controller: LinearGaussianController, seconds: float, name: str,
@@ -118,7 +123,7 @@ def _finish(cfg: PlanConfig, run_dir: Path, sol: Solution, controller: LinearGau
     return result
 
 
-def _plan_mujoco(cfg: PlanConfig, env_id: str) -> dict[str, Any]:
+def _plan_mujoco(cfg: PlanConfig, env_id: str, run_dir: Path) -> dict[str, Any]:
     from policysearch.control.costs import initial_controls, locomotion_cost
     from policysearch.control.mujoco_ilqr import receding_start, solve_mujoco
     from policysearch.envs.mujoco_model import MujocoModel
@@ -137,7 +142,6 @@ def _plan_mujoco(cfg: PlanConfig, env_id: str) -> dict[str, Any]:
             print(f"window from step {row['start']:4d}: {row['iterations']:3d} iterations, cost {row['cost']:10.4g}, "
                   f"valid for {row['valid_steps']} of {cfg.window + 1} states", flush=True)
 
-    run_dir = _run_dir(cfg)
     with jax.enable_x64(True):  # MuJoCo states are float64; so are the gains and the rollout
         t0 = time.perf_counter()
         x0, u0 = model.initial_state(), initial_controls(env_id, cfg.horizon, model.control_dim)
@@ -157,7 +161,7 @@ def _plan_mujoco(cfg: PlanConfig, env_id: str) -> dict[str, Any]:
     return result
 
 
-def _plan_jax(cfg: PlanConfig) -> dict[str, Any]:
+def _plan_jax(cfg: PlanConfig, run_dir: Path) -> dict[str, Any]:
     task = make_task(cfg.env, cfg.horizon)
     ilqr = ILQRConfig(max_iterations=cfg.iterations, tolerance=cfg.tolerance)
     lo, hi = jnp.asarray(task.u_low), jnp.asarray(task.u_high)
@@ -165,7 +169,6 @@ def _plan_jax(cfg: PlanConfig) -> dict[str, Any]:
     u0 = jnp.zeros((task.horizon, task.control_dim))
     solver.lower(task.initial_state(), u0).compile()
     t0 = time.perf_counter()
-    run_dir = _run_dir(cfg)
     sol: Solution = jax.block_until_ready(solver(task.initial_state(), u0))
     seconds = time.perf_counter() - t0
     controller = LinearGaussianController.from_solution(sol, cfg.temperature)

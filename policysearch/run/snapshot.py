@@ -20,9 +20,10 @@ from policysearch.core.normalize import NormConfig, RunningStats
 from policysearch.core.policies import Policy, PolicyParams
 from policysearch.envs import EnvSpec
 from policysearch.envs.rollout import act
-from policysearch.errors import UserError
-from policysearch.run.checkpoint import find_checkpoint, load_arrays, read_meta
+from policysearch.errors import UserError, require
+from policysearch.run.checkpoint import find_checkpoint, load_arrays, read_policy_meta
 from policysearch.run.folder import FORMAT_VERSION
+from policysearch.run.schema import from_dict
 
 
 @dataclass
@@ -35,14 +36,19 @@ class TrainedPolicy:
     norm: NormConfig
     spec: EnvSpec
     meta: dict[str, Any]
+    key: jax.Array = dataclasses.field(default_factory=lambda: jax.random.PRNGKey(0))
+    """The sampling key of stochastic actions asked for without one (split at each such call)."""
 
     def act(self, obs: np.ndarray, deterministic: bool = True, key: jax.Array | None = None) -> np.ndarray:
-        """Action(s) for raw obs[obs_dim] or obs[B, obs_dim]; the mean (mode) when deterministic."""
+        """Action(s) for raw obs[obs_dim] or obs[B, obs_dim]; the mean (mode) when deterministic,
+        else a sample drawn with `key` (default: the policy's own key, advanced at every call)."""
         obs = np.asarray(obs, np.float32)
         single = obs.ndim == 1
         if obs.shape[-1] != self.spec.obs_dim:
             raise UserError(f"observation has size {obs.shape[-1]}, the policy expects {self.spec.obs_dim} ({self.spec.env_id})")
-        key = jax.random.PRNGKey(0) if key is None else key
+        if key is None and not deterministic:
+            self.key, key = jax.random.split(self.key)
+        key = self.key if key is None else key
         clip = self.norm.clip_obs if self.norm.obs else None
         _, action, *_ = act(self.policy, self.params, self.obs_stats, jnp.atleast_2d(obs), key, False, clip, deterministic)
         action = np.asarray(action)
@@ -77,24 +83,38 @@ def policy_meta(policy: Policy, spec: EnvSpec, obs_stats: RunningStats | None, c
     return {"format": FORMAT_VERSION, "network": dataclasses.asdict(policy), "env_spec": dataclasses.asdict(spec), "obs_norm": norm}
 
 
+@dataclass(frozen=True)
+class ObsNorm:
+    """meta.json's "obs_norm": the frozen input standardisation of a saved policy."""
+
+    mean: tuple[float, ...]
+    var: tuple[float, ...]
+    clip: float
+
+
 def load(path: str | Path) -> TrainedPolicy:
-    """The trained policy of a run directory (or checkpoint directory), of any algorithm."""
+    """The trained policy of a run directory (or checkpoint directory), of any algorithm; its
+    meta.json is checked against the records' schema (`run.schema`) and its arrays against their
+    checksum, shapes and finiteness."""
     ckpt = find_checkpoint(Path(path))
-    meta = read_meta(ckpt)
-    try:
-        if meta.get("format") != FORMAT_VERSION:
-            raise KeyError(f"format {FORMAT_VERSION}")
-        spec = EnvSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["env_spec"].items()})
-        policy = Policy(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["network"].items()})
-        obs_norm, stats, clip = meta["obs_norm"], None, 0.0
-        if obs_norm is not None:
-            mean, var = (np.asarray(obs_norm[k], np.float32) for k in ("mean", "var"))
-            if mean.shape != (spec.obs_dim,) or var.shape != (spec.obs_dim,):
-                raise TypeError(f"obs_norm of size {mean.shape} for obs_dim {spec.obs_dim}")
-            stats = RunningStats(jnp.asarray(mean), jnp.asarray(var), jnp.asarray(1.0, jnp.float32))
-            clip = float(obs_norm["clip"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"checkpoint '{ckpt}' has an unreadable meta.json (missing or wrong {exc}); it was not written by this "
-                        "policysearch version") from exc
+    meta = read_policy_meta(ckpt)
+    where = f"the meta.json of '{ckpt}'"
+    if meta["format"] != FORMAT_VERSION:
+        raise UserError(f"checkpoint '{ckpt}' has format {meta['format']}, this policysearch version reads {FORMAT_VERSION}: "
+                        "train it again with this version")
+    spec = from_dict(EnvSpec, meta["env_spec"], f"{where} (env_spec)")
+    policy = from_dict(Policy, meta["network"], f"{where} (network)")
+    bounds_fit = spec.action_kind == "categorical" or len(spec.action_low) == len(spec.action_high) == spec.action_dim
+    require(spec.obs_dim > 0 and spec.action_dim > 0 and bounds_fit and all(h > 0 for h in policy.hidden)
+            and (policy.obs_dim, policy.action_dim, policy.kind) == (spec.obs_dim, spec.action_dim, spec.action_kind),
+            f"{where} has an env_spec and network that do not fit each other (obs {spec.obs_dim}/{policy.obs_dim}, actions "
+            f"{spec.action_dim}/{policy.action_dim}): the file was edited or damaged")
+    stats, clip = None, 0.0
+    if meta.get("obs_norm") is not None:
+        norm = from_dict(ObsNorm, meta["obs_norm"], f"{where} (obs_norm)")
+        require(len(norm.mean) == len(norm.var) == spec.obs_dim and min(norm.var, default=0.0) >= 0 and norm.clip > 0,
+                f"{where} has an obs_norm that does not fit obs_dim {spec.obs_dim}: the file was edited or damaged")
+        stats = RunningStats(jnp.asarray(norm.mean, jnp.float32), jnp.asarray(norm.var, jnp.float32), jnp.asarray(1.0, jnp.float32))
+        clip = norm.clip
     params = load_arrays(ckpt, policy.init(jax.random.PRNGKey(0)))
     return frozen_policy(policy, params, stats, clip, spec, dict(meta, checkpoint=str(ckpt)))

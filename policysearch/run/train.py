@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,14 @@ from policysearch.core.normalize import NormConfig, NormState
 from policysearch.core.policies import Policy
 from policysearch.envs import Backend, EnvSpec, VecEnv, make_env
 from policysearch.envs.rollout import Collector
-from policysearch.errors import UserError, require, require_positive
+from policysearch.errors import NonFiniteError, UserError, require, require_finite_fields, require_positive, require_seed
 from policysearch.run.checkpoint import fill_tree, load_extra, named_arrays, save_checkpoint
-from policysearch.run.folder import default_run_dir, new_run_dir, resume_checkpoint, write_config
+from policysearch.run.folder import claim_new_run, claim_resume, default_run_dir, write_config
+from policysearch.run.lock import RunLock
+from policysearch.run.schema import from_dict
 from policysearch.run.logging import MetricsLogger
+from policysearch.run import signals
+from policysearch.run.finite import require_finite_update
 from policysearch.run.progress import TrainProgress
 from policysearch.run.snapshot import TrainedPolicy, TrainResult, policy_meta
 
@@ -71,6 +76,8 @@ class RunConfig:
         require(self.eval_every >= 0 and self.eval_episodes >= 0, "--eval-every and --eval-episodes must be >= 0")
         require_positive("clip_obs", self.clip_obs)
         require_positive("clip_reward", self.clip_reward)
+        require_seed(self.seed)
+        require_finite_fields(self)
 
     @property
     def norm(self) -> NormConfig:
@@ -90,14 +97,32 @@ RESUMABLE = ("total_steps",)
 """The one setting a resumed on-policy run may change (it extends or shortens the run)."""
 
 
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a checkpointed on-policy run stands (its meta.json's counters)."""
+
+    update: int
+    wall_time: float
+    recent_returns: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        require(self.update >= 0 and self.wall_time >= 0, f"negative counters (update {self.update}, wall_time {self.wall_time})")
+
+
+def resume_point(meta: dict[str, Any], ckpt: Path) -> ResumePoint:
+    return from_dict(ResumePoint, meta, f"the meta.json of '{ckpt}'", others=True)
+
+
 def make_policy(spec: EnvSpec, config: OnPolicyConfig) -> Policy:
     return Policy(spec.obs_dim, spec.action_dim, spec.action_kind, tuple(config.hidden), config.activation, config.log_std_init)
 
 
 class _Run(NamedTuple):
-    """A started run: its folder, env, algorithm, state and where its counters stand."""
+    """A started run: its folder (and the lock held on it), env, algorithm, state and where its
+    counters stand."""
 
     run_dir: Path
+    lock: RunLock
     env: VecEnv
     algo: Algorithm
     state: TrainState
@@ -116,20 +141,28 @@ def _start(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, resume: 
     require(spu % run.num_envs == 0, f"--steps-per-update ({spu}) must be a multiple of --num-envs ({run.num_envs})")
     start_update, elapsed, recent, ckpt = 0, 0.0, [], None
     if resume is not None:
-        ckpt, meta = resume_checkpoint(resume, algo_name, run, algo_config, RESUMABLE)
-        start_update, elapsed, recent = meta["update"], meta["wall_time"], list(meta.get("recent_returns", []))
-        run_dir = Path(resume)
+        lock, ckpt, meta = claim_resume(resume, algo_name, run, algo_config, RESUMABLE)
+        try:
+            point = resume_point(meta, ckpt)
+        except UserError:
+            lock.release()
+            raise
+        start_update, elapsed, recent = point.update, point.wall_time, list(point.recent_returns)
     else:
-        run_dir = new_run_dir(Path(run.run_dir) if run.run_dir else default_run_dir(algo_name, run.env, run.seed), run.overwrite)
-    env = make_env(run.env, run.num_envs, run.seed + 7919 * start_update, run.backend)
-    policy = make_policy(env.spec, algo_config)
-    algo = ALGORITHMS[algo_name].make(algo_config, policy, num_updates)
-    k_init, k_run = jax.random.split(jax.random.PRNGKey(run.seed))
-    state = TrainState(algo.init(k_init), NormState.create(env.spec.obs_dim, run.num_envs), k_run)
-    if ckpt is not None:
-        state = fill_tree(state, load_extra(ckpt), ckpt)
-    record = write_config(run_dir, algo_name, run, algo_config, env_spec=dataclasses.asdict(env.spec), backend=env.backend)
-    return _Run(run_dir, env, algo, state, start_update, elapsed, recent, record)
+        lock = claim_new_run(Path(run.run_dir) if run.run_dir else default_run_dir(algo_name, run.env, run.seed), run.overwrite)
+    try:
+        env = make_env(run.env, run.num_envs, run.seed + 7919 * start_update, run.backend)
+        policy = make_policy(env.spec, algo_config)
+        algo = ALGORITHMS[algo_name].make(algo_config, policy, num_updates)
+        k_init, k_run = jax.random.split(jax.random.PRNGKey(run.seed))
+        state = TrainState(algo.init(k_init), NormState.create(env.spec.obs_dim, run.num_envs), k_run)
+        if ckpt is not None:
+            state = fill_tree(state, load_extra(ckpt), ckpt)
+        record = write_config(lock.run_dir, algo_name, run, algo_config, env_spec=dataclasses.asdict(env.spec), backend=env.backend)
+    except BaseException:
+        lock.release()
+        raise
+    return _Run(lock.run_dir, lock, env, algo, state, start_update, elapsed, recent, record)
 
 
 def train(
@@ -145,9 +178,18 @@ def train(
     spu = algo_config.steps_per_update
     num_updates = math.ceil(run.total_steps / spu)
     r = _start(algo_name, run, algo_config, resume, num_updates)
+    with r.lock:
+        return _train(algo_name, run, algo_config, r, resume is not None, num_updates, on_update)
+
+
+def _train(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, r: _Run, resumed: bool, num_updates: int,
+           on_update: Callable[[dict[str, Any]], None] | None) -> TrainResult:
+    """The loop of `train` over a started run. A stop signal (`run.signals`) or a non-finite
+    update ends it with the last completed good update checkpointed; nothing is written from a
+    non-finite state."""
+    spu = algo_config.steps_per_update
     run_dir, env, algo, state = r.run_dir, r.env, r.algo, r.state
     recent = deque(r.recent_returns, maxlen=100)
-    logger = MetricsLogger(run_dir, resume_step=r.start_update * spu if resume is not None else None)
 
     def snapshot(s: TrainState) -> TrainedPolicy:
         return TrainedPolicy(algo.policy, s.algo.params, s.norm.obs, run.norm, env.spec, r.config_record)
@@ -164,15 +206,19 @@ def train(
     eval_every = max(1, run.eval_every // spu) if run.eval_every else 0
     committed, last_saved = (state, r.start_update), r.start_update
     t_start = time.perf_counter() - r.elapsed
-    final_eval = None
+    final_eval, kl_warned = None, False
+    logger = MetricsLogger(run_dir, resume_step=r.start_update * spu if resumed else None)
     with TrainProgress(f"{algo_name} {run.env}", num_updates * spu, r.start_update * spu, enabled=run.progress) as bar:
         try:
             for update in range(r.start_update + 1, num_updates + 1):
+                signals.raise_if_stopped()
                 t0 = time.perf_counter()
                 batch, norm, key = collector.collect(state.algo.params, state.norm, state.key, T)
                 algo_state, metrics = algo.update(state.algo, batch)
-                state = TrainState(algo_state, norm, key)
                 metrics = jax.device_get(metrics)  # waits for the update, so steps_per_second includes it
+                require_finite_update(algo_state.params, metrics, update, update * spu)
+                state = TrainState(algo_state, norm, key)
+                kl_warned = warn_kl(metrics, algo_config, update, kl_warned)
                 finished = collector.episodes.pop()
                 recent.extend(ret for ret, _ in finished)
                 row = _row(update * spu, time.perf_counter() - t_start, spu / (time.perf_counter() - t0), recent, finished, metrics)
@@ -188,7 +234,8 @@ def train(
                     checkpoint(state, update, time.perf_counter() - t_start)
                     last_saved = update
                 bar.advance(row["step"], row["episode_return_mean"])
-        except KeyboardInterrupt:
+            signals.raise_if_stopped()
+        except (KeyboardInterrupt, NonFiniteError):
             if committed[1] > last_saved:
                 checkpoint(*committed, time.perf_counter() - t_start)
             raise
@@ -200,6 +247,21 @@ def train(
     summary: dict[str, Any] = {"run_dir": str(run_dir)}
     summary.update({f"eval_{k}": v for k, v in (final_eval or {}).items()})
     return TrainResult(run_dir, agent, summary)
+
+
+def warn_kl(metrics: dict[str, Any], config: OnPolicyConfig, update: int, warned: bool) -> bool:
+    """Warn once per run when an update moved the policy by a KL over KL_WARN_FACTOR times the
+    algorithm's KL target (a step size that far off usually means a too large learning rate)."""
+    target = config.kl_reference
+    kl = metrics.get("kl", metrics.get("approx_kl"))
+    if warned or target is None or kl is None or not float(kl) > KL_WARN_FACTOR * target:
+        return warned
+    warnings.warn(f"update {update} moved the policy by KL {float(kl):.3g}, over {KL_WARN_FACTOR:g} x the target {target:g}: "
+                  "the learning rate is probably too large", stacklevel=2)
+    return True
+
+
+KL_WARN_FACTOR = 100.0
 
 
 def _row(step: int, wall_time: float, steps_per_second: float, recent: deque, finished: list[tuple[float, int]],

@@ -25,9 +25,11 @@ from policysearch.algos.gps import GPS, OBS_CLIP, GPSConfig, GPSState, make_gps,
 from policysearch.envs import EnvSpec
 from policysearch.envs.problems import GPSProblem, JaxTaskProblem, MujocoProblem, arm_reach_conditions
 from policysearch.envs.systems import TASKS
-from policysearch.errors import UserError, require, require_positive
+from policysearch.errors import UserError, require, require_finite_fields, require_positive, require_seed
 from policysearch.run.checkpoint import load_extra, save_checkpoint, write_json_atomic
-from policysearch.run.folder import default_run_dir, new_run_dir, resume_checkpoint, write_config
+from policysearch.run import signals
+from policysearch.run.finite import require_finite_update
+from policysearch.run.folder import claim_new_run, claim_resume, default_run_dir, write_config
 from policysearch.run.gps_checkpoint import state_from_checkpoint, state_to_checkpoint
 from policysearch.run.snapshot import TrainResult, frozen_policy, policy_meta
 
@@ -59,6 +61,10 @@ class GPSRunConfig:
     """A trained policysearch run (PPO, TRPO or GPS) whose deterministic rollout from each condition
     is the controls iLQR starts from: the paper initialised DDP from example motions. MuJoCo robots
     only; empty: the robot's default start (`control.costs.initial_controls`, for the walkers built window by window by `control.receding`)."""
+    example_controls: str = ""
+    """A GPS run of the same task whose saved DDP controllers' nominal controls are iLQR's start
+    at each condition (instead of --example-policy's rollouts): GPS again with other settings
+    from the same DDP solutions, without solving them again from the example."""
     target_velocity: float = 1.0
     """Forward velocity (m/s) of the MuJoCo robots' locomotion cost."""
     seed: int = 0
@@ -77,6 +83,8 @@ class GPSRunConfig:
         require(self.horizon >= 0, f"--horizon must be >= 0, got {self.horizon}")
         require(self.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {self.eval_episodes}")
         require(self.target_velocity > 0, f"--target-velocity must be > 0, got {self.target_velocity}")
+        require_seed(self.seed)
+        require_finite_fields(self)
 
 
 def is_mujoco_task(env: str) -> bool:
@@ -87,13 +95,15 @@ def is_mujoco_task(env: str) -> bool:
 
 def make_problem(run: GPSRunConfig) -> GPSProblem:
     """The GPSProblem of run.env, or a UserError saying why GPS cannot run on it."""
-    require(not run.example_policy or is_mujoco_task(run.env),
-            f"--example-policy starts iLQR on MuJoCo robots only, not on '{run.env}'; leave it out")
+    require(not (run.example_policy or run.example_controls) or is_mujoco_task(run.env),
+            f"--example-policy and --example-controls start iLQR on MuJoCo robots only, not on '{run.env}'; leave them out")
     if run.env in TASKS:
         kwargs = {"horizon": run.horizon} if run.horizon else {}
         task = TASKS[run.env](**kwargs)
         if run.env == "arm-reach-dense":
-            conds = arm_reach_conditions()[: run.conditions]
+            conds = arm_reach_conditions()
+            require(run.conditions <= len(conds), f"arm-reach-dense has {len(conds)} training starts, not {run.conditions}: pass --conditions {len(conds)} or fewer")
+            conds = conds[: run.conditions]
         else:
             rng = np.random.default_rng(run.seed)
             x0 = np.asarray(task.x0, np.float32)
@@ -109,11 +119,30 @@ def make_problem(run: GPSRunConfig) -> GPSProblem:
 
             example = load(run.example_policy).act
         return MujocoProblem(run.env, run.horizon or 150, run.conditions, run.condition_spread, run.seed, run.target_velocity,
-                             terrains=terrains, example=example)
+                             terrains=terrains, example=example, example_u=saved_controls(run))
     raise UserError(
         f"GPS needs a model of the dynamics and a cost, which '{run.env}' does not have: use a JAX task "
         f"({', '.join(TASKS)}) or a MuJoCo robot (Swimmer-v5, Hopper-v5, Walker2d-v5, policysearch/Walker2dTerrain-v0)"
     )
+
+
+def saved_controls(run: GPSRunConfig) -> list[np.ndarray]:
+    """The nominal controls of the DDP controllers saved in the GPS run run.example_controls, one
+    per condition, checked against this run's conditions and horizon."""
+    if not run.example_controls:
+        return []
+    from policysearch.control.lqg import LinearGaussianController
+
+    folder = Path(run.example_controls) / "controllers"
+    found = sorted(folder.glob("condition_*"), key=lambda p: int(p.name.split("_")[1])) if folder.is_dir() else []
+    count = len(run.terrains) if "Terrain" in run.env else run.conditions
+    require(len(found) == count, f"--example-controls '{run.example_controls}' holds {len(found)} controllers in controllers/, this run has "
+            f"{count} conditions: pass a GPS run of the same task")
+    controls = [np.asarray(LinearGaussianController.load(p)[0].u_bar) for p in found]
+    horizon = run.horizon or 150
+    require(all(len(u) == horizon for u in controls), f"--example-controls '{run.example_controls}' has controllers of "
+            f"{len(controls[0])} steps, this run's --horizon is {horizon}: pass --horizon {len(controls[0])}")
+    return controls
 
 
 def env_spec(run: GPSRunConfig, problem: GPSProblem) -> EnvSpec:
@@ -130,35 +159,42 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = No
 
     state, elapsed = None, 0.0
     if resume:
-        ckpt, meta = resume_checkpoint(Path(resume), "gps", run, algo, RESUMABLE)
-        require("gps_state" in meta, f"'{ckpt}' holds no GPS state (written before GPS runs could be resumed); start a new run")
-        run = dataclasses.replace(run, run_dir=str(resume))
-    problem = make_problem(run)
-    gps = make_gps(algo, problem)
-    if resume:
-        run_dir = Path(resume)
-        state = state_from_checkpoint(load_extra(ckpt), meta["gps_state"], gps.policy.init(jax.random.PRNGKey(0)), ckpt)
-        elapsed = float(meta.get("wall_time", 0.0))
+        lock, ckpt, meta = claim_resume(resume, "gps", run, algo, RESUMABLE)
+        run = dataclasses.replace(run, run_dir=str(lock.run_dir))
     else:
-        run_dir = new_run_dir(Path(run.run_dir) if run.run_dir else default_run_dir("gps", run.env, run.seed), run.overwrite,
-                              fix="pass --overwrite to replace it, or choose another --run-dir")
-    write_config(run_dir, "gps", run, algo)
-    spec = env_spec(run, problem)
-    logger = MetricsLogger(run_dir, resume_step=len(state.store) * problem.horizon if state is not None else None)
-    t0 = time.perf_counter() - elapsed
-    state = gps.init(run.seed) if state is None else state
-    while state.iteration < algo.iterations:
-        state, row = gps.iteration(state)
-        row = dict(row, step=row["samples"] * problem.horizon, wall_time=time.perf_counter() - t0)
-        logger.log(row)
-        arrays, state_meta = state_to_checkpoint(state)
-        meta = dict(policy_meta(gps.policy, spec, state.obs_stats, OBS_CLIP), algo="gps", run=dataclasses.asdict(run),
-                    algo_config=dataclasses.asdict(algo), iteration=row["iteration"], gps_state=state_meta, wall_time=row["wall_time"])
-        save_checkpoint(run_dir / "checkpoints", row["iteration"], state.best, meta, extra=arrays)
-        if not run.json:
-            print(describe_iteration(row), flush=True)
-    logger.close()
-    return _finish(run, run_dir, gps, state, spec, time.perf_counter() - t0)
+        lock = claim_new_run(Path(run.run_dir) if run.run_dir else default_run_dir("gps", run.env, run.seed), run.overwrite,
+                             fix="pass --overwrite to replace it, or choose another --run-dir")
+    with lock:
+        if resume:
+            require("gps_state" in meta, f"'{ckpt}' holds no GPS state (written before GPS runs could be resumed); start a new run")
+        problem = make_problem(run)
+        gps = make_gps(algo, problem)
+        run_dir = lock.run_dir
+        if resume:
+            state = state_from_checkpoint(load_extra(ckpt), meta["gps_state"], gps.policy.init(jax.random.PRNGKey(0)), ckpt)
+            elapsed = float(meta.get("wall_time", 0.0))
+        write_config(run_dir, "gps", run, algo)
+        spec = env_spec(run, problem)
+        logger = MetricsLogger(run_dir, resume_step=len(state.store) * problem.horizon if state is not None else None)
+        t0 = time.perf_counter() - elapsed
+        try:
+            state = gps.init(run.seed) if state is None else state
+            while state.iteration < algo.iterations:
+                signals.raise_if_stopped()
+                state, row = gps.iteration(state)
+                require_finite_update(state.best, row, row["iteration"], row["samples"] * problem.horizon)
+                row = dict(row, step=row["samples"] * problem.horizon, wall_time=time.perf_counter() - t0)
+                logger.log(row)
+                arrays, state_meta = state_to_checkpoint(state)
+                meta = dict(policy_meta(gps.policy, spec, state.obs_stats, OBS_CLIP), algo="gps", run=dataclasses.asdict(run),
+                            algo_config=dataclasses.asdict(algo), iteration=row["iteration"], gps_state=state_meta, wall_time=row["wall_time"])
+                save_checkpoint(run_dir / "checkpoints", row["iteration"], state.best, meta, extra=arrays)
+                if not run.json:
+                    print(describe_iteration(row), flush=True)
+            signals.raise_if_stopped()
+        finally:
+            logger.close()
+        return _finish(run, run_dir, gps, state, spec, time.perf_counter() - t0)
 
 
 def describe_iteration(row: dict[str, Any]) -> str:

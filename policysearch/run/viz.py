@@ -3,7 +3,6 @@ rendered offscreen by MuJoCo (MUJOCO_GL=egl unless the user chose another backen
 
 from __future__ import annotations
 
-import csv
 import os
 import warnings
 from pathlib import Path
@@ -18,12 +17,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from policysearch.run.logging import read_metrics  # noqa: E402
 from policysearch.run.snapshot import TrainedPolicy  # noqa: E402
 
 
 def plot_learning_curve(run_dir: Path, title: str = "") -> Path:
     """learning_curve.png: training episode return (rolling mean) and evaluation return vs step."""
-    rows = list(csv.DictReader(open(run_dir / "metrics.csv", newline="")))
+    _, rows = read_metrics(run_dir / "metrics.csv")
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     for column, label, style in (("episode_return_mean", "training (last 100 episodes)", "-"), ("eval_return_mean", "evaluation (deterministic)", "o-")):
         pts = [(float(r["step"]), float(r[column])) for r in rows if r.get(column) not in (None, "")]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from policysearch.errors import require, require_positive
+from policysearch.errors import require, require_finite_fields, require_positive
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ class GPSConfig:
     """lambda of the adaptive cost l(x, u) - lambda log pi_theta(u | x)."""
     resample_best: bool = True
     """Line 16: on rejection, draw new samples of pi_theta*."""
+    accept_on: Literal["estimate", "true_cost"] = "estimate"
+    """Lines 10-11: compare theta_k with theta* by their importance-sampled values on S_k (the
+    paper's), or by the true cost of each one's mean actions from every condition (one
+    deterministic rollout each on the model; the policy the user runs)."""
 
     def __post_init__(self) -> None:
         for name in ("iterations", "guiding_samples", "policy_samples", "recent_policies", "lbfgs_iterations",
@@ -73,3 +78,4 @@ class GPSConfig:
         require(self.guiding_gain_reg >= 0, f"--guiding-gain-reg must be >= 0, got {self.guiding_gain_reg}")
         require(self.guiding_min_std < self.guiding_max_std, "--guiding-min-std must be below --guiding-max-std")
         require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), f"--hidden needs positive widths, got {self.hidden}")
+        require_finite_fields(self)

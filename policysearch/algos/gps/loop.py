@@ -247,11 +247,11 @@ def gps_iteration(problem: GPSProblem, config: GPSConfig, policy: Policy, state:
     s_k = _sample_set(problem, policy, state, chosen)
     v_new = float(estimated_value(theta_k, s_k, policy))  # line 10
     v_best = float(estimated_value(state.best, s_k, policy))
-    accepted, w_r = accept_or_reject(jnp.asarray(state.w_r, jnp.float32), jnp.asarray(v_new), jnp.asarray(v_best), config.w_r_factor,
-                                     config.w_r_min, config.w_r_max)
-    # diagnostics, not used by the algorithm: theta_k's true cost and how many samples its estimate rests on
-    new_costs = _costs(problem, policy, theta_k, state.obs_stats)
-    ess = np.asarray(final_step_ess(theta_k, s_k, policy))
+    new_costs = _costs(problem, policy, theta_k, state.obs_stats)  # theta_k's true cost (a diagnostic, unless accept_on)
+    compared = (v_new, v_best) if config.accept_on == "estimate" else (-float(np.mean(new_costs)), -float(np.mean(state.best_costs)))
+    accepted, w_r = accept_or_reject(jnp.asarray(state.w_r, jnp.float32), jnp.asarray(compared[0]), jnp.asarray(compared[1]),
+                                     config.w_r_factor, config.w_r_min, config.w_r_max)
+    ess = np.asarray(final_step_ess(theta_k, s_k, policy))  # a diagnostic: how many samples the estimate rests on
     if bool(accepted):  # lines 11-13
         state = dataclasses.replace(state, best=theta_k, best_costs=new_costs)
     elif config.resample_best:  # line 16

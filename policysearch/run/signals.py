@@ -1,0 +1,56 @@
+"""Stopping a run by signal: SIGTERM (what `kill`, systemd, Slurm and Kubernetes send) behaves as
+Ctrl-C does, so one path checkpoints the last completed update and exits (130 for SIGINT, 143
+for SIGTERM, 128 + the signal's number).
+
+The handlers raise at once (a run stopped during start-up or compilation ends there) and also
+record the signal, and the training loops call `raise_if_stopped` between updates: a signal whose
+exception was swallowed on the way (by a library callback that catches everything) still stops
+the run at the next update instead of letting it train to the end.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped by a signal; `signum` says which. A KeyboardInterrupt, so every handler of
+    Ctrl-C (the checkpoint on interrupt) serves SIGTERM too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+_received: list[int] = []
+
+
+def _handler(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
+    raise Stopped(signum)
+
+
+def install() -> None:
+    """SIGINT and SIGTERM raise `Stopped` (main thread only; elsewhere Python keeps its own)."""
+    _received.clear()
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, _handler)
+
+
+def raise_if_stopped() -> None:
+    """Raise `Stopped` again if a stop signal arrived since `install` (its exception may have been
+    swallowed where it was raised)."""
+    if _received:
+        raise Stopped(_received[-1])
+
+
+def exit_code(exc: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 128 + signal for a `Stopped` run."""
+    return exc.exit_code if isinstance(exc, Stopped) else 128 + signal.SIGINT
