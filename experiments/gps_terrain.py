@@ -126,6 +126,7 @@ def main() -> None:
                    help="train the example per seed, PPO on flat Walker2d-v5 for this many steps (0 and no --example-policy: iLQR from standing)")
     p.add_argument("--example-controls", default="", help="a GPS run of this task whose DDP solutions are iLQR's start (GPSRunConfig.example_controls)")
     p.add_argument("--hidden", type=int, nargs="+", default=list(GPSConfig.hidden), help="hidden widths of the GPS policy")
+    p.add_argument("--segments", type=int, default=1, help="GPSRunConfig.segments: conditions per terrain along a walk of segments x --horizon steps")
     p.add_argument("--init-iterations", type=int, default=GPSConfig.init_iterations, help="L-BFGS iterations of line 3's fit")
     p.add_argument("--accept-on", choices=["estimate", "true_cost"], default="estimate", help="GPSConfig.accept_on (lines 10-11)")
     p.add_argument("--target-velocity", type=float, default=2.5, help="forward velocity of the locomotion cost (m/s)")
@@ -188,7 +189,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
         t0 = time.perf_counter()
         gps_dir = out / "gps"
         run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=seed, run_dir=str(gps_dir), overwrite=True,
-                           eval_episodes=0, example_policy=example_dir, example_controls=args.example_controls,
+                           eval_episodes=0, example_policy=example_dir, example_controls=args.example_controls, segments=args.segments,
                            target_velocity=args.target_velocity)
         summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
                                            guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples,
@@ -197,8 +198,9 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
                                            guiding_gain_reg=args.guiding_gain_reg, adaptive_guiding=args.adaptive_guiding)).summary
         gps_seconds = time.perf_counter() - t0
     agent = load(gps_dir)
-    controllers = {s: LinearGaussianController.load(gps_dir / "controllers" / f"condition_{i}")[0] for i, s in enumerate(TRAIN_TERRAINS)}
-    library = TrajectoryLibrary.from_controllers(list(controllers.values()))
+    pieces = [LinearGaussianController.load(gps_dir / "controllers" / f"condition_{i}")[0] for i in range(len(TRAIN_TERRAINS) * args.segments)]
+    controllers = {s: LinearGaussianController.concatenate(pieces[i * args.segments : (i + 1) * args.segments]) for i, s in enumerate(TRAIN_TERRAINS)}
+    library = TrajectoryLibrary.from_controllers(pieces)
     cost = {"GPS": {"real_steps": summary["real_steps"], "seconds": gps_seconds}, "DDP": {"real_steps": 0, "seconds": None},
             "TBDP": {"real_steps": 0, "seconds": None}}
     policies = {"GPS": lambda t, obs, x: agent.act(obs)}

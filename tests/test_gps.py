@@ -520,3 +520,19 @@ def test_final_step_ess_is_that_of_the_whole_trajectory_weights_per_condition() 
     w = np.exp(lp - np.asarray(samples.log_q, np.float64)[..., -1]) * np.asarray(samples.mask)
     expected = w.sum(1) ** 2 / (w**2).sum(1)
     np.testing.assert_allclose(np.asarray(final_step_ess(params, samples, policy)), expected, rtol=1e-4)
+
+
+def test_accept_on_true_cost_compares_the_mean_actions_rollouts() -> None:
+    """GPSConfig.accept_on="true_cost": theta_k is accepted exactly when the true cost of its mean
+    actions (over the conditions) is below theta*'s, and theta*'s cost never rises."""
+    from policysearch.envs.systems import TASKS
+
+    problem = JaxTaskProblem(TASKS["arm-reach-dense"](horizon=20), arm_reach_conditions()[:2])
+    cfg = GPSConfig(iterations=4, lbfgs_iterations=10, init_iterations=20, ilqr_iterations=30, guiding_samples=6, policy_samples=3,
+                    accept_on="true_cost")
+    _, state = run_gps(problem, cfg, seed=0)
+    best = state.initial_cost
+    for row in state.history:
+        assert row["accepted"] == (row["policy_cost_new"] < best), row
+        assert row["policy_cost_mean"] <= best + 1e-9
+        best = row["policy_cost_mean"]

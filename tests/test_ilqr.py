@@ -4,6 +4,7 @@ quadratic problem, the box-QP against brute force, and a pendulum swing-up's end
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -331,3 +332,22 @@ def test_solve_batch_equals_the_problems_solved_alone(x64, lanes: bool) -> None:
     for i, s in enumerate(alone):
         np.testing.assert_allclose(np.asarray(batch.cost[i]), np.asarray(s.cost), rtol=1e-5)
         np.testing.assert_allclose(np.asarray(batch.u[i]), np.asarray(s.u), rtol=1e-4, atol=1e-4)
+
+
+def test_receding_windows_from_a_later_start_keep_the_controls_before_it() -> None:
+    """receding_horizon_controls(start=s): the first s controls are kept as they are, and the
+    windows begin at s from the given state (the repair of an example that falls at some step)."""
+    from policysearch.control.receding import RecedingConfig, receding_horizon_controls
+
+    starts = []
+
+    def solve_window(x0: np.ndarray, u: np.ndarray, iterations: int):
+        starts.append(float(x0[0]))
+        n = len(u)
+        return SimpleNamespace(u=u + 1.0, x=x0[0] + np.arange(n + 1)[:, None] * np.ones((1, 1)), iterations=1, cost=0.0, valid_steps=n + 1)
+
+    u0 = np.zeros((20, 1))
+    u = receding_horizon_controls(solve_window, np.array([100.0]), u0, RecedingConfig(window=6, commit=4, window_iterations=1), start=8)
+    np.testing.assert_array_equal(u[:8], 0.0)  # kept
+    assert np.all(u[8:] >= 1.0)  # every later step was solved at least once
+    assert starts == [100.0, 104.0, 108.0]  # windows at steps 8, 12, 16, each from the state the last reached

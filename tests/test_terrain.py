@@ -88,3 +88,37 @@ def test_observation_carries_the_height_above_the_ground_and_gps_sees_the_same()
     # the other terrain's map measures against its own ground
     assert abs(float(problem.features_for(1)(state)[0]) - (qpos[1] - ground_height(terrain_profile(TRAIN_TERRAINS[1]), x[i]))) < 1e-5
     env.close()
+
+
+def test_segments_cut_each_terrain_walk_into_conditions_along_it() -> None:
+    """--segments 2 with a 2 x 6-step example per terrain: conditions i*2 + j start at the state
+    the example reaches at step 6j on terrain i, and each starts iLQR from its slice of controls."""
+    from policysearch.envs.problems import MujocoProblem
+
+    rng = np.random.default_rng(0)
+    example = [rng.uniform(-0.3, 0.3, (12, 6)) for _ in range(2)]
+    problem = MujocoProblem(ENV_ID, horizon=6, terrains=TRAIN_TERRAINS[:2], example_u=example, segments=2)
+    assert len(problem.conditions) == 4
+    for i in range(2):
+        xs = problem.models[2 * i].rollout(problem.models[2 * i].initial_state(), example[i])
+        for j in range(2):
+            np.testing.assert_allclose(problem.conditions[2 * i + j], xs[6 * j], atol=1e-9)
+            np.testing.assert_array_equal(problem._example_u[2 * i + j], example[i][6 * j : 6 * j + 6])
+    assert problem.models[0] is problem.models[1] and problem.models[1] is not problem.models[2]
+
+
+def test_controllers_of_consecutive_pieces_concatenate() -> None:
+    from policysearch.control.lqg import LinearGaussianController
+
+    rng = np.random.default_rng(1)
+
+    def piece(T: int) -> LinearGaussianController:
+        return LinearGaussianController(*(rng.normal(size=s).astype(np.float32) for s in ((T + 1, 3), (T, 2), (T, 2), (T, 2, 3), (T, 2, 2))),
+                                        -np.ones(2, np.float32), np.ones(2, np.float32))
+
+    a, b = piece(4), piece(3)
+    whole = LinearGaussianController.concatenate([a, b])
+    assert whole.horizon == 7 and whole.x_bar.shape == (8, 3)
+    x = rng.normal(size=3).astype(np.float32)
+    for t in range(7):
+        np.testing.assert_allclose(whole.act(t, x), (a.act(t, x) if t < 4 else b.act(t - 4, x)), rtol=1e-6)

@@ -99,6 +99,14 @@ class LinearGaussianController(NamedTuple):
         u = self.mean(t, x) if key is None else self.sample(key, t, x)
         return np.asarray(u)
 
+    @staticmethod
+    def concatenate(parts: "list[LinearGaussianController]") -> "LinearGaussianController":
+        """One controller over consecutive pieces (each piece's last state is the next one's first):
+        steps of every piece in order, the last piece's final state."""
+        x_bar = jnp.concatenate([p.x_bar[:-1] for p in parts] + [parts[-1].x_bar[-1:]])
+        cat = [jnp.concatenate([getattr(p, f) for p in parts]) for f in ("u_bar", "k", "K", "cov")]
+        return LinearGaussianController(x_bar, *cat, parts[0].u_low, parts[0].u_high)
+
     def save(self, run_dir: Path, meta: dict) -> Path:
         """Write as a checkpoint (safetensors + JSON) under run_dir/controller."""
         shape = {"state_dim": int(self.x_bar.shape[-1]), "control_dim": int(self.u_bar.shape[-1]), "horizon": self.horizon}

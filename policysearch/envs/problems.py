@@ -23,6 +23,7 @@ from policysearch.control.costs import height_above_ground, robot_name
 from policysearch.control.ilqr import ILQRConfig, solve, trajectory_cost
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.envs.systems import Task
+from policysearch.errors import require
 
 Act = Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
 """u_t = act(args, t, x_t, key_t) for one state; args is a pytree (controller or parameters), act
@@ -179,16 +180,25 @@ class MujocoProblem:
 
     `example` (obs -> action, e.g. a trained policy's `act`) gives the example motion iLQR starts
     from at every condition: its deterministic rollout's controls; `example_u` gives them as
-    controls [horizon, m] per condition (e.g. an earlier run's DDP solutions)."""
+    controls [horizon, m] per condition (e.g. an earlier run's DDP solutions; on terrains with
+    segments, [segments * horizon, m] per terrain).
+
+    `segments` > 1 (terrains, with an example): each terrain's example motion over segments *
+    horizon steps (repaired where it falls, `repair_start`) is cut into `segments` conditions of
+    `horizon` steps, each starting at the motion's state there. A time-indexed LQR controller of a
+    walker tolerates no noise for long: its samples fall after about 150-250 steps whatever the
+    gains (README, GPS on unseen terrain), so a long walk is covered by short guiding
+    trajectories along it."""
 
     def __init__(self, env_id: str, horizon: int, conditions: int = 1, spread: float = 0.1, seed: int = 0,
                  v_target: float = 1.0, fd_eps: float = 1e-3, terrains: tuple[int, ...] = (),
-                 example: Callable[[np.ndarray], np.ndarray] | None = None, example_u: Sequence[np.ndarray] = ()) -> None:
+                 example: Callable[[np.ndarray], np.ndarray] | None = None, example_u: Sequence[np.ndarray] = (),
+                 segments: int = 1) -> None:
         from policysearch.control.costs import locomotion_cost
         from policysearch.envs.mujoco_model import MujocoModel
 
         if terrains:
-            self.models = [MujocoModel(env_id, terrain_seed=s) for s in terrains]
+            self.models = [m for m in (MujocoModel(env_id, terrain_seed=s) for s in terrains) for _ in range(segments)]
             grounds: list[Profile | None] = [tuple(tuple(a.tolist()) for a in m.env.unwrapped.profile) for m in self.models]
             self.costs = [locomotion_cost(env_id, m.nq, v_target, g, m.healthy_ranges) for m, g in zip(self.models, grounds)]
         else:
@@ -210,10 +220,33 @@ class MujocoProblem:
             if not terrains:
                 x[root : model.nq] += rng.uniform(-spread, spread, model.nq - root)
             self.conditions.append(x)
-        self._example_u = {c: self.example_controls(c, example) for c in range(len(self.conditions))} if example else {}
-        self._example_u.update({c: np.asarray(u, np.float64) for c, u in enumerate(example_u)})
         self._running = [jax.jit(jax.vmap(c.running)) for c in self.costs]
         self._terminal = [jax.jit(jax.vmap(c.terminal)) for c in self.costs]
+        self.segments = segments
+        if segments > 1:
+            self._segment(example, example_u)
+            return
+        self._example_u = {c: self.example_controls(c, example) for c in range(len(self.conditions))} if example else {}
+        self._example_u.update({c: np.asarray(u, np.float64) for c, u in enumerate(example_u)})
+
+    def _segment(self, example: Callable[[np.ndarray], np.ndarray] | None, example_u: Sequence[np.ndarray]) -> None:
+        """Conditions i * segments + j: terrain i's example motion (repaired) from step j * horizon."""
+        from policysearch.control.mujoco_ilqr import repair_start
+
+        require(bool(self.terrains) and (example is not None or len(example_u) > 0),
+                "--segments needs terrains and an example motion (--example-policy or --example-controls)")
+        length, self._example_u = self.segments * self.horizon, {}
+        for i in range(len(self.terrains)):
+            c0 = i * self.segments
+            cost, model, x0 = self.costs[c0], self.models[c0], np.asarray(self.conditions[c0], np.float64)
+            u = np.asarray(example_u[i], np.float64) if len(example_u) else self.example_controls(c0, example, length)
+            require(len(u) == length, f"the example controls of terrain {self.terrains[i]} have {len(u)} steps, not segments x horizon = {length}")
+            with jax.enable_x64(True):
+                u = repair_start(model, cost.running, cost.terminal, x0, u, cost.health_test, fd_eps=self.fd_eps)
+            xs = model.rollout(x0, u)
+            for j in range(self.segments):
+                self.conditions[c0 + j] = np.array(xs[j * self.horizon])
+                self._example_u[c0 + j] = u[j * self.horizon : (j + 1) * self.horizon]
 
     def features_for(self, c: int) -> Callable[[jax.Array], jax.Array]:
         return self._features[c]
@@ -247,10 +280,11 @@ class MujocoProblem:
             ctrl = LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high)
         return Guiding(LinearGaussianController(*(jnp.asarray(np.asarray(a), jnp.float32) for a in ctrl)), true_cost, np.asarray(sol.u))
 
-    def example_controls(self, c: int, act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """The controls of act's rollout from condition c over the horizon (clipped to the box)."""
+    def example_controls(self, c: int, act: Callable[[np.ndarray], np.ndarray], length: int = 0) -> np.ndarray:
+        """The controls of act's rollout from condition c over `length` steps (default: the
+        horizon), clipped to the box."""
         model, x, us = self.models[c], np.asarray(self.conditions[c], np.float64)[None], []
-        for _ in range(self.horizon):
+        for _ in range(length or self.horizon):
             u = np.clip(np.asarray(act(np.asarray(self._features[c](jnp.asarray(x, jnp.float32))))), self.u_low, self.u_high)
             us.append(u[0])
             x = model.step_batch(x, u.astype(np.float64))

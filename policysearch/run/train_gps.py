@@ -56,7 +56,11 @@ class GPSRunConfig:
     condition_spread: float = 0.1
     """Perturbation (rad) of the joint angles of the extra initial states."""
     terrains: tuple[int, ...] = (0, 1, 2, 3)
-    """Training terrain seeds of policysearch/Walker2dTerrain-v0 (one condition each; --conditions is ignored there)."""
+    """Training terrain seeds of policysearch/Walker2dTerrain-v0 (one condition each, or --segments each; --conditions is ignored there)."""
+    segments: int = 1
+    """On terrains: each terrain's example motion over segments x horizon steps is cut into this
+    many conditions of --horizon steps, each from the motion's state there (short guiding
+    trajectories along a long walk; `MujocoProblem`). Needs an example motion."""
     example_policy: str = ""
     """A trained policysearch run (PPO, TRPO or GPS) whose deterministic rollout from each condition
     is the controls iLQR starts from: the paper initialised DDP from example motions. MuJoCo robots
@@ -80,6 +84,7 @@ class GPSRunConfig:
 
     def __post_init__(self) -> None:
         require_positive("conditions", self.conditions)
+        require_positive("segments", self.segments)
         require(self.horizon >= 0, f"--horizon must be >= 0, got {self.horizon}")
         require(self.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {self.eval_episodes}")
         require(self.target_velocity > 0, f"--target-velocity must be > 0, got {self.target_velocity}")
@@ -119,7 +124,7 @@ def make_problem(run: GPSRunConfig) -> GPSProblem:
 
             example = load(run.example_policy).act
         return MujocoProblem(run.env, run.horizon or 150, run.conditions, run.condition_spread, run.seed, run.target_velocity,
-                             terrains=terrains, example=example, example_u=saved_controls(run))
+                             terrains=terrains, example=example, example_u=saved_controls(run), segments=run.segments if terrains else 1)
     raise UserError(
         f"GPS needs a model of the dynamics and a cost, which '{run.env}' does not have: use a JAX task "
         f"({', '.join(TASKS)}) or a MuJoCo robot (Swimmer-v5, Hopper-v5, Walker2d-v5, policysearch/Walker2dTerrain-v0)"
@@ -136,12 +141,14 @@ def saved_controls(run: GPSRunConfig) -> list[np.ndarray]:
     folder = Path(run.example_controls) / "controllers"
     found = sorted(folder.glob("condition_*"), key=lambda p: int(p.name.split("_")[1])) if folder.is_dir() else []
     count = len(run.terrains) if "Terrain" in run.env else run.conditions
-    require(len(found) == count, f"--example-controls '{run.example_controls}' holds {len(found)} controllers in controllers/, this run has "
-            f"{count} conditions: pass a GPS run of the same task")
+    require(len(found) > 0 and len(found) % count == 0, f"--example-controls '{run.example_controls}' holds {len(found)} controllers in "
+            f"controllers/, this run has {count} terrains or conditions: pass a GPS run of the same task")
     controls = [np.asarray(LinearGaussianController.load(p)[0].u_bar) for p in found]
-    horizon = run.horizon or 150
-    require(all(len(u) == horizon for u in controls), f"--example-controls '{run.example_controls}' has controllers of "
-            f"{len(controls[0])} steps, this run's --horizon is {horizon}: pass --horizon {len(controls[0])}")
+    per = len(found) // count  # an earlier run's segments: each condition's controls end to end
+    controls = [np.concatenate(controls[i * per : (i + 1) * per]) for i in range(count)]
+    length = (run.horizon or 150) * (run.segments if "Terrain" in run.env else 1)
+    require(all(len(u) == length for u in controls), f"--example-controls '{run.example_controls}' has {len(controls[0])} steps of "
+            f"controls per condition, this run needs --horizon x --segments = {length}")
     return controls
 
 
