@@ -29,6 +29,10 @@ or the whole pipeline over several seeds in one command (an example trained per 
 per seed, and OUT/results.json with the per-seed tables and a summary over seeds):
 
     python experiments/gps_terrain.py --seeds 0 1 2 --train-example 1000000 --out runs/gps-terrain
+
+Training at the test's length (README, "Training at the test's 500 steps"): `--horizon 125
+--segments 4` cuts each training terrain's 500-step example motion (repaired where it falls)
+into four 125-step conditions; `--example-controls OUT/gps` reuses an earlier run's DDP solutions.
 """
 
 from __future__ import annotations
