@@ -89,7 +89,7 @@ def _train_args_type(algo: str) -> type:
 def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
     """On --resume DIR, the run's saved config becomes the default of every flag."""
     from policysearch.run.checkpoint import find_checkpoint, read_meta
-    from policysearch.run.folder import config_from_dict, require_algo, run_folder
+    from policysearch.run.folder import require_algo, run_folder, saved_configs
 
     argv = list(argv)
     resume = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--resume"), None)
@@ -98,9 +98,8 @@ def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
         return None
     meta = read_meta(find_checkpoint(run_folder(resume)))
     require_algo(meta, algo, resume)
-    where = f"the meta.json of '{resume}'"
-    run = dataclasses.replace(config_from_dict(trainer(algo).run_config, meta.get("run"), f"{where} (run)"), run_dir=resume)
-    return args_type(run, config_from_dict(ALGORITHMS[algo].config, meta.get("algo_config"), f"{where} (algo_config)"), resume)
+    run, algo_config = saved_configs(meta, trainer(algo).run_config, ALGORITHMS[algo].config, resume)
+    return args_type(dataclasses.replace(run, run_dir=resume), algo_config, resume)
 
 
 def cmd_train(argv: Sequence[str]) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 
 class UserError(Exception):
     """Bad input from the user (an env id, a flag, a checkpoint): the message names the fix."""
@@ -38,9 +41,6 @@ def flag(name: str) -> str:
 def require_finite_fields(config: object) -> None:
     """Every float field of a config dataclass is finite (inf passes `> 0` checks and makes every
     parameter NaN after one update)."""
-    import dataclasses
-    import math
-
     for f in dataclasses.fields(config):  # type: ignore[arg-type]
         value = getattr(config, f.name)
         values = value if isinstance(value, tuple) else (value,)

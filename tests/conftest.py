@@ -22,6 +22,18 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproce
     )
 
 
+def one_line_error(result: subprocess.CompletedProcess | tuple[int, str], code: int, *fragments: str) -> str:
+    """Assert a refusal as the README promises it: exit `code`, one line on stderr holding every
+    fragment, no traceback. `result` is a finished process or its (exit code, stderr)."""
+    rc, stderr = (result.returncode, result.stderr) if isinstance(result, subprocess.CompletedProcess) else result
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    assert rc == code, (rc, stderr[-2000:])
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -22,23 +22,13 @@ from policysearch.algos import PPOConfig
 from policysearch.errors import NonFiniteError, UserError
 from policysearch.run.checkpoint import list_checkpoints
 from policysearch.run.train import RunConfig, train
-from tests.conftest import run_cli
+from tests.conftest import one_line_error, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 LONG = ("train", "ppo", "--env", "CartPole-v1", "--total-steps", "100000000", "--num-envs", "4", "--checkpoint-every", "100000000",
         "--no-progress", "--eval-episodes", "0", "--no-video")
 """A CartPole run that would not end by itself and checkpoints only when stopped."""
 SMALL = PPOConfig(steps_per_update=512, minibatch_size=64, epochs=2)
-
-
-def _one_line_error(result: subprocess.CompletedProcess | tuple[int, str], code: int, *fragments: str) -> str:
-    rc, stderr = (result.returncode, result.stderr) if isinstance(result, subprocess.CompletedProcess) else result
-    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
-    assert rc == code, (rc, stderr[-2000:])
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-2000:]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def _start(run_dir: Path, *extra: str) -> subprocess.Popen:
@@ -79,7 +69,7 @@ def test_sigterm_checkpoints_the_last_update_and_exits_143(tmp_path: Path) -> No
     run_dir = tmp_path / "r"
     proc = _start(run_dir)
     _wait_for(lambda: len(_rows(run_dir)) >= 2, proc)
-    line = _one_line_error(_stop(proc, signal.SIGTERM), 143, "SIGTERM", "--resume")
+    line = one_line_error(_stop(proc, signal.SIGTERM), 143, "SIGTERM", "--resume")
     assert "interrupted" not in line
     ckpts = list_checkpoints(run_dir / "checkpoints")
     assert ckpts and _step(ckpts[-1]) == int(_rows(run_dir)[-1].split(",")[0])
@@ -91,7 +81,7 @@ def test_ctrl_c_during_start_up_is_not_swallowed(tmp_path: Path) -> None:
     run_dir = tmp_path / "r"
     proc = _start(run_dir)
     _wait_for(lambda: (run_dir / ".lock").exists(), proc)
-    _one_line_error(_stop(proc, signal.SIGINT), 130, "interrupted")
+    one_line_error(_stop(proc, signal.SIGINT), 130, "interrupted")
 
 
 def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
@@ -102,7 +92,7 @@ def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_stale_lock(tmp
     try:
         _wait_for(lambda: len(_rows(run_dir)) >= 1, first)
         for extra in ((), ("--overwrite",)):  # a second new run, and one that would wipe the running one
-            _one_line_error(run_cli(*short, *extra), 2, f"PID {first.pid}", "in use")
+            one_line_error(run_cli(*short, *extra), 2, f"PID {first.pid}", "in use")
         assert len(_rows(run_dir)) >= 1  # the running run's output is still there
     finally:
         first.kill()  # kill -9: the kernel drops the lock with the process
@@ -146,7 +136,7 @@ def test_a_changed_tensor_is_refused_by_its_checksum(finished_run: Path, tmp_pat
     data = bytearray(path.read_bytes())
     data[-8:] = os.urandom(8)  # tensor bytes changed, header intact: loads without the checksum
     path.write_bytes(bytes(data))
-    _one_line_error(run_cli("eval", str(run)), 2, "checksum", "move it out")
+    one_line_error(run_cli("eval", str(run)), 2, "checksum", "move it out")
 
 
 def test_non_finite_parameters_in_a_checkpoint_are_refused(finished_run: Path, tmp_path: Path) -> None:
@@ -159,7 +149,7 @@ def test_non_finite_parameters_in_a_checkpoint_are_refused(finished_run: Path, t
     meta = json.loads((ckpt / "meta.json").read_text())
     del meta["sha256"]  # as an older or hand-made checkpoint: the finiteness check alone must refuse it
     (ckpt / "meta.json").write_text(json.dumps(meta))
-    _one_line_error(run_cli("eval", str(run)), 2, "non-finite")
+    one_line_error(run_cli("eval", str(run)), 2, "non-finite")
 
 
 def test_non_finite_training_stops_with_exit_3_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
@@ -169,7 +159,7 @@ def test_non_finite_training_stops_with_exit_3_and_keeps_the_last_good_checkpoin
     result = run_cli("train", "ppo", "--env", "tests.fake_envs:PolicysearchTest/GoesNonFinite-v0", "--total-steps", "5120", "--num-envs", "4",
                      "--steps-per-update", "512", "--minibatch-size", "64", "--checkpoint-every", "100000", "--no-progress", "--eval-episodes", "0",
                      "--no-video", "--backend", "gymnasium", "--run-dir", str(run_dir), cwd=REPO)
-    _one_line_error(result, 3, "update 3", "non-finite", "last good checkpoint")
+    one_line_error(result, 3, "update 3", "non-finite", "last good checkpoint")
     assert [int(r.split(",")[0]) for r in _rows(run_dir)] == [512, 1024]
     ckpts = list_checkpoints(run_dir / "checkpoints")
     assert [_step(c) for c in ckpts] == [1024]
@@ -193,17 +183,17 @@ def test_non_finite_error_is_raised_in_process(tmp_path: Path) -> None:
     (("--seed", "99999999999999999999"), "--seed must be in [0, 4294967295]"),
 ])
 def test_bad_numbers_are_refused(args: tuple[str, ...], fragment: str) -> None:
-    _one_line_error(run_cli("train", "ppo", "--env", "CartPole-v1", *args), 2, fragment)
+    one_line_error(run_cli("train", "ppo", "--env", "CartPole-v1", *args), 2, fragment)
 
 
 @pytest.mark.parametrize("algo", ["trpo", "pg"])
 def test_a_critic_minibatch_above_the_batch_is_refused(algo: str) -> None:
     result = run_cli("train", algo, "--env", "CartPole-v1", "--steps-per-update", "64", "--num-envs", "4")
-    _one_line_error(result, 2, "--critic-minibatch-size (128) must not exceed --steps-per-update (64)")
+    one_line_error(result, 2, "--critic-minibatch-size (128) must not exceed --steps-per-update (64)")
 
 
 def test_gps_refuses_more_conditions_than_the_task_has() -> None:
-    _one_line_error(run_cli("train", "gps", "--env", "arm-reach-dense", "--conditions", "10"), 2, "has 4 training starts", "--conditions 4")
+    one_line_error(run_cli("train", "gps", "--env", "arm-reach-dense", "--conditions", "10"), 2, "has 4 training starts", "--conditions 4")
 
 
 def test_run_dirs_that_cannot_be_written_are_refused_before_set_up(tmp_path: Path) -> None:
@@ -211,10 +201,10 @@ def test_run_dirs_that_cannot_be_written_are_refused_before_set_up(tmp_path: Pat
     a_file.write_text("x")
     for run_dir, fragment in ((a_file, "is a file"), (a_file / "under", "which is a file"), (tmp_path / ("n" * 300), "over the limit of 255")):
         t0 = time.time()
-        _one_line_error(run_cli("train", "ppo", "--env", "CartPole-v1", "--run-dir", str(run_dir)), 2, fragment)
+        one_line_error(run_cli("train", "ppo", "--env", "CartPole-v1", "--run-dir", str(run_dir)), 2, fragment)
         assert time.time() - t0 < 60
-    _one_line_error(run_cli("train", "gps", "--env", "arm-reach-dense", "--run-dir", str(a_file)), 2, "is a file")
-    _one_line_error(run_cli("plan", "--env", "pendulum-swingup", "--run-dir", str(a_file)), 2, "is a file")
+    one_line_error(run_cli("train", "gps", "--env", "arm-reach-dense", "--run-dir", str(a_file)), 2, "is a file")
+    one_line_error(run_cli("plan", "--env", "pendulum-swingup", "--run-dir", str(a_file)), 2, "is a file")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only folders: there is nothing to refuse")
@@ -222,10 +212,10 @@ def test_read_only_folders_are_refused(finished_run: Path, tmp_path: Path) -> No
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
-    _one_line_error(run_cli("train", "ppo", "--env", "CartPole-v1", "--run-dir", str(ro / "r")), 2, "cannot write")
+    one_line_error(run_cli("train", "ppo", "--env", "CartPole-v1", "--run-dir", str(ro / "r")), 2, "cannot write")
     run = _copy(finished_run, tmp_path)
     (run / "checkpoints").chmod(0o555)
-    _one_line_error(run_cli("train", "ppo", "--resume", str(run), "--total-steps", "4096"), 2, "cannot write")
+    one_line_error(run_cli("train", "ppo", "--resume", str(run), "--total-steps", "4096"), 2, "cannot write")
 
 
 def test_a_write_that_fails_mid_run_exits_2_with_the_path(finished_run: Path, tmp_path: Path) -> None:
@@ -237,14 +227,14 @@ def test_a_write_that_fails_mid_run_exits_2_with_the_path(finished_run: Path, tm
                     "--eval-episodes", "0"])
     proc = subprocess.run(["bash", "-c", f"ulimit -f 60; exec {cmd}"], capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, PYTHONWARNINGS="ignore"))
-    _one_line_error(proc, 2, "cannot write", "step_000000001536", "--resume")
+    one_line_error(proc, 2, "cannot write", "step_000000001536", "--resume")
     assert _digest(run / "checkpoints") == before
     assert not list((run / "checkpoints").glob(".tmp-*"))
 
 
 def test_resume_of_a_checkpoint_folder_names_the_run_folder(finished_run: Path) -> None:
     ckpt = list_checkpoints(finished_run / "checkpoints")[-1]
-    _one_line_error(run_cli("train", "ppo", "--resume", str(ckpt)), 2, f"--resume {finished_run}")
+    one_line_error(run_cli("train", "ppo", "--resume", str(ckpt)), 2, f"--resume {finished_run}")
     assert not (ckpt / "config.json").exists()
 
 
@@ -252,7 +242,7 @@ def test_corrupt_checkpoint_message_says_what_to_do(finished_run: Path, tmp_path
     run = _copy(finished_run, tmp_path)
     newest = list_checkpoints(run / "checkpoints")[-1]
     (newest / "state.safetensors").write_bytes(b"garbage")
-    _one_line_error(run_cli("train", "ppo", "--resume", str(run), "--total-steps", "2048"), 2, f"move it out of '{newest.parent}'")
+    one_line_error(run_cli("train", "ppo", "--resume", str(run), "--total-steps", "2048"), 2, f"move it out of '{newest.parent}'")
     shutil.move(newest, tmp_path / "set-aside")  # as the message says: the run continues from the checkpoint before
     train("ppo", RunConfig(env="CartPole-v1", total_steps=1536, num_envs=4, run_dir=str(run), progress=False, eval_episodes=0, video=False,
                            checkpoint_every=512), SMALL, resume=run)
@@ -279,8 +269,8 @@ def test_resume_rewrites_metrics_atomically_and_refuses_a_garbled_file(finished_
     run = _copy(finished_run, tmp_path)
     (run / "metrics.csv").write_text("")  # what a kill during a non-atomic rewrite left
     result = run_cli("train", "ppo", "--resume", str(run), "--total-steps", "2048")
-    _one_line_error(result, 2, "metrics.csv", "move it out")
-    _one_line_error(run_cli("plot", str(run)), 2, "metrics.csv")
+    one_line_error(result, 2, "metrics.csv", "move it out")
+    one_line_error(run_cli("plot", str(run)), 2, "metrics.csv")
     (run / "metrics.csv").unlink()  # as the message says: the resumed run starts a new file, with no blank rows
     train("ppo", RunConfig(env="CartPole-v1", total_steps=1536, num_envs=4, run_dir=str(run), progress=False, eval_episodes=0, video=False),
           SMALL, resume=run)
@@ -430,9 +420,9 @@ def test_loader_refusals_reach_the_cli_as_one_line(finished_run: Path, tmp_path:
     meta = json.loads((ckpt / "meta.json").read_text())
     for field, value, fragment in (("env_spec", [1, 2], "env_spec"), ("algo", None, "names no algorithm"), ("run", dict(meta["run"], num_envs="4"), "num_envs")):
         (ckpt / "meta.json").write_text(json.dumps(dict(meta, **{field: value})))
-        _one_line_error(run_cli("eval", str(run)) if field == "env_spec" else run_cli("train", "ppo", "--resume", str(run)), 2, fragment)
+        one_line_error(run_cli("eval", str(run)) if field == "env_spec" else run_cli("train", "ppo", "--resume", str(run)), 2, fragment)
     (ckpt / "meta.json").write_text(json.dumps(dict(meta, env_spec=dict(meta["env_spec"], obs_dim=-3))))
-    _one_line_error(run_cli("eval", str(run)), 2, "do not fit")
+    one_line_error(run_cli("eval", str(run)), 2, "do not fit")
     (ckpt / "meta.json").write_text("{}")  # once answered "resume it with `policysearch train None`"
-    _one_line_error(run_cli("train", "ppo", "--resume", str(run)), 2, "names no algorithm")
-    _one_line_error(run_cli("eval", str(run)), 2, "corrupt", "'format'")
+    one_line_error(run_cli("train", "ppo", "--resume", str(run)), 2, "names no algorithm")
+    one_line_error(run_cli("eval", str(run)), 2, "corrupt", "'format'")

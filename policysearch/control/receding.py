@@ -64,7 +64,7 @@ def receding_horizon_controls(
     repair the rest (an example motion that falls at some step). on_window gets each window's
     start, iterations, cost and valid steps."""
     horizon = len(u_init)
-    if horizon - start <= config.window and start == 0:  # one window covers it: the full-horizon solve is that window
+    if start == 0 and horizon <= config.window:  # one window covers it: the full-horizon solve is that window
         return np.asarray(u_init, np.float64)
     u = np.concatenate([np.asarray(u_init, np.float64), np.repeat(np.asarray(u_init[-1:], np.float64), config.window, axis=0)])
     x = np.asarray(x0, np.float64)

@@ -259,12 +259,14 @@ class MujocoProblem:
         cost, model, valid = self.costs[c], self.models[c], self.costs[c].health_test
         # iLQR starts from this condition's last solution (line 9 re-optimises it), else from the
         # example motion, else on a terrain from the first terrain's solution, else from
-        # `initial_controls` (built window by window for robots that can fall); a start that
-        # falls part way is repaired window by window from before its fall (`repair_start`)
+        # `initial_controls` (built window by window for robots that can fall); a start borrowed
+        # from the example or another terrain that falls part way is repaired window by window
+        # from before its fall (`repair_start`); this condition's own solutions never fall
         warm = dict(enumerate(warm_starts))
-        u_init = warm.get(c)
+        u_init, borrowed = warm.get(c), False
         if u_init is None:
             u_init = self._example_u.get(c, warm.get(0) if self.terrains else None)
+            borrowed = u_init is not None
         u_init = None if u_init is None else np.array(u_init)
         with jax.enable_x64(True):
             if u_init is None:
@@ -272,7 +274,7 @@ class MujocoProblem:
                 if valid is not None:  # robots that can fall
                     u_init = receding_start(model, cost.running, cost.terminal, self.conditions[c], u_init, valid,
                                             fd_eps=self.fd_eps, extra=extra_cost)
-            elif valid is not None:
+            elif valid is not None and borrowed:
                 u_init = repair_start(model, cost.running, cost.terminal, self.conditions[c], u_init, valid, fd_eps=self.fd_eps, extra=extra_cost)
             sol = solve_mujoco(model, cost.running, cost.terminal, self.conditions[c], u_init, ILQRConfig(max_iterations=iterations),
                                fd_eps=self.fd_eps, valid=valid, extra=extra_cost)

@@ -153,9 +153,10 @@ def read_arrays(ckpt: Path, name: str, finite: bool = True) -> dict[str, np.ndar
         arrays = load(data)
     except (SafetensorError, ValueError) as exc:
         raise corrupt(ckpt, f"{name}: {exc}") from exc
-    bad = next((k for k, v in arrays.items() if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(v))), None)
-    if finite and bad is not None:
-        raise corrupt(ckpt, f"'{bad}' in {name} holds non-finite values")
+    if finite:
+        bad = next((k for k, v in arrays.items() if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(v))), None)
+        if bad is not None:
+            raise corrupt(ckpt, f"'{bad}' in {name} holds non-finite values")
     return arrays
 
 

@@ -31,7 +31,9 @@ def evaluate(
     done_count = np.zeros(num_envs, int)
     prev_done = np.zeros(num_envs, bool)
     while (done_count < quota).any():
-        key, sub = jax.random.split(key)
+        sub = None
+        if not deterministic:
+            key, sub = jax.random.split(key)
         obs, reward, terminated, truncated = env.step(agent.act(obs, deterministic, sub))
         valid = ~prev_done
         ep_ret += reward * valid

@@ -121,6 +121,13 @@ def config_from_dict(cls: type, data: dict[str, Any], where: str = "the saved co
     return from_dict(cls, data, where)
 
 
+def saved_configs(meta: dict[str, Any], run_cls: type, algo_cls: type, resume: Path | str) -> tuple[Any, Any]:
+    """The run and algorithm settings a checkpoint's meta.json records, checked against their
+    dataclasses (a UserError naming the record otherwise)."""
+    where = f"the meta.json of '{resume}'"
+    return config_from_dict(run_cls, meta.get("run"), f"{where} (run)"), config_from_dict(algo_cls, meta.get("algo_config"), f"{where} (algo_config)")
+
+
 def require_algo(meta: dict[str, Any], algo: str, resume: Path | str) -> None:
     """Refuse to resume another algorithm's run, naming the command that would."""
     from policysearch.algos import ALGORITHMS
@@ -139,9 +146,7 @@ def check_resume(meta: dict[str, Any], algo: str, resume: Path, run: Any, algo_c
     require(meta.get("format") == FORMAT_VERSION,
             f"'{resume}' was written by another policysearch version (checkpoint format {meta.get('format')}, this one reads "
             f"{FORMAT_VERSION}); start a new run")
-    where = f"the meta.json of '{resume}'"
-    saved_run = config_from_dict(type(run), meta.get("run"), f"{where} (run)")
-    saved_algo_config = config_from_dict(type(algo_config), meta.get("algo_config"), f"{where} (algo_config)")
+    saved_run, saved_algo_config = saved_configs(meta, type(run), type(algo_config), resume)
     require(saved_run.env == run.env, f"checkpoint in '{resume}' was trained on {saved_run.env}, not {run.env}; pass --env {saved_run.env} or start a new run")
     free = free + OUTPUT_SETTINGS
     changed = changed_fields(saved_run, run, free) + changed_fields(saved_algo_config, algo_config, free)

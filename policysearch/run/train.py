@@ -21,12 +21,12 @@ from policysearch.core.policies import Policy
 from policysearch.envs import Backend, EnvSpec, VecEnv, make_env
 from policysearch.envs.rollout import Collector
 from policysearch.errors import NonFiniteError, UserError, require, require_finite_fields, require_positive, require_seed
+from policysearch.run import signals
 from policysearch.run.checkpoint import fill_tree, load_extra, named_arrays, save_checkpoint
 from policysearch.run.folder import claim_new_run, claim_resume, default_run_dir, write_config
 from policysearch.run.lock import RunLock
-from policysearch.run.schema import from_dict
 from policysearch.run.logging import MetricsLogger
-from policysearch.run import signals
+from policysearch.run.schema import from_dict
 from policysearch.run.finite import require_finite_update
 from policysearch.run.progress import TrainProgress
 from policysearch.run.snapshot import TrainedPolicy, TrainResult, policy_meta
@@ -118,10 +118,9 @@ def make_policy(spec: EnvSpec, config: OnPolicyConfig) -> Policy:
 
 
 class _Run(NamedTuple):
-    """A started run: its folder (and the lock held on it), env, algorithm, state and where its
-    counters stand."""
+    """A started run: the lock held on its folder (`lock.run_dir`), env, algorithm, state and
+    where its counters stand."""
 
-    run_dir: Path
     lock: RunLock
     env: VecEnv
     algo: Algorithm
@@ -142,15 +141,12 @@ def _start(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, resume: 
     start_update, elapsed, recent, ckpt = 0, 0.0, [], None
     if resume is not None:
         lock, ckpt, meta = claim_resume(resume, algo_name, run, algo_config, RESUMABLE)
-        try:
-            point = resume_point(meta, ckpt)
-        except UserError:
-            lock.release()
-            raise
-        start_update, elapsed, recent = point.update, point.wall_time, list(point.recent_returns)
     else:
         lock = claim_new_run(Path(run.run_dir) if run.run_dir else default_run_dir(algo_name, run.env, run.seed), run.overwrite)
     try:
+        if ckpt is not None:
+            point = resume_point(meta, ckpt)
+            start_update, elapsed, recent = point.update, point.wall_time, list(point.recent_returns)
         env = make_env(run.env, run.num_envs, run.seed + 7919 * start_update, run.backend)
         policy = make_policy(env.spec, algo_config)
         algo = ALGORITHMS[algo_name].make(algo_config, policy, num_updates)
@@ -162,7 +158,7 @@ def _start(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, resume: 
     except BaseException:
         lock.release()
         raise
-    return _Run(lock.run_dir, lock, env, algo, state, start_update, elapsed, recent, record)
+    return _Run(lock, env, algo, state, start_update, elapsed, recent, record)
 
 
 def train(
@@ -188,7 +184,7 @@ def _train(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, r: _Run,
     update ends it with the last completed good update checkpointed; nothing is written from a
     non-finite state."""
     spu = algo_config.steps_per_update
-    run_dir, env, algo, state = r.run_dir, r.env, r.algo, r.state
+    run_dir, env, algo, state = r.lock.run_dir, r.env, r.algo, r.state
     recent = deque(r.recent_returns, maxlen=100)
 
     def snapshot(s: TrainState) -> TrainedPolicy:
