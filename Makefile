@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= runs/demo-ppo-hopper
+DEMO_STEPS ?= 1000000
 
 .PHONY: demo test test-fast bench venv clean
 
@@ -16,9 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	MUJOCO_GL=egl $(BIN)/policysearch train ppo --env Hopper-v5 --total-steps 1000000 --seed 0 \
+	MUJOCO_GL=egl $(BIN)/policysearch train ppo --env Hopper-v5 --total-steps $(DEMO_STEPS) --seed 0 \
 		--num-envs 8 --run-dir $(DEMO_DIR) --overwrite
 	@echo "run folder: $(DEMO_DIR) (config.json, metrics.csv, tb/, checkpoints/, learning_curve.png, policy.mp4)"
+	@echo "to use the policysearch command and the installed python in this shell: source $(VENV)/bin/activate"
 
 # one pytest worker per core, each test file on one worker (a file's tests share fixtures and run folders)
 test: $(STAMP)
