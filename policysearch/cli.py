@@ -13,18 +13,22 @@ Ctrl-C and 143 SIGTERM (the last completed update is checkpointed first), 1 fail
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
 import errno
+import io
+import itertools
 import json
 import sys
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Sequence
 
 import tyro
 
 from policysearch.algos import ALGORITHMS
-from policysearch.envs.systems import TASKS
 from policysearch.errors import NonFiniteError, UserError
 from policysearch.run import signals
 from policysearch.run.trainers import trainer
@@ -54,7 +58,8 @@ class EvalArgs:
 
 @dataclass(frozen=True)
 class PlotArgs:
-    """Redraw learning_curve.png of a run directory."""
+    """Redraw the picture of a run directory: learning_curve.png of a training run (PPO, TRPO, PG: return per
+    step; GPS: cost per iteration), cost.png of a `policysearch plan` folder."""
 
     run_dir: tyro.conf.Positional[str]
 
@@ -72,6 +77,80 @@ class RenderArgs:
     """Seed of the rendered episode."""
 
 
+FLAG_HINTS = {"--lr": "--learning-rate", "--steps": "--total-steps", "--n-envs": "--num-envs", "--n-steps": "--steps-per-update",
+              "--batch-size": "--minibatch-size", "--n-epochs": "--epochs", "--ent": "--ent-coef", "--env-id": "--env"}
+"""Flags users bring from other libraries (SB3, CleanRL), and ours that mean the same."""
+
+
+def parse_int(text: str) -> int:
+    """An integer flag's value: a plain integer, or integer-valued scientific notation (1e6, 2.5e5)."""
+    try:
+        value = Decimal(text.replace("_", ""))
+    except InvalidOperation:
+        raise ValueError(f"'{text}' is not an integer") from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise ValueError(f"'{text}' is not an integer")
+    return int(value)
+
+
+def _flag_registry() -> tyro.constructors.ConstructorRegistry:
+    registry = tyro.constructors.ConstructorRegistry()
+
+    @registry.primitive_rule
+    def integers(info: tyro.constructors.PrimitiveTypeInfo) -> tyro.constructors.PrimitiveConstructorSpec | None:
+        if info.type is not int:
+            return None
+        return tyro.constructors.PrimitiveConstructorSpec(
+            nargs=1, metavar="INT", instance_from_str=lambda args: parse_int(args[0]),
+            is_instance=lambda x: isinstance(x, int) and not isinstance(x, bool), str_from_instance=lambda x: [str(x)])
+
+    return registry
+
+
+def _flags(cls: type) -> list[str]:
+    """Every flag of a tyro dataclass (nested dataclasses' fields without prefix, as the CLI builds them)."""
+    names = []
+    for field in dataclasses.fields(cls):
+        inner = field.type if isinstance(field.type, type) else None
+        if field.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(field.default_factory):
+            names += _flags(field.default_factory)  # type: ignore[arg-type]
+        elif inner is None or not dataclasses.is_dataclass(inner):
+            names.append("--" + field.name.replace("_", "-"))
+    return names
+
+
+def _one_line(report: str, cls: type, prog: str) -> str:
+    """tyro's boxed report of a parse error (a title, the problem, then sections set off by rules)
+    as one line with the fix."""
+    rows = [line.strip().strip("│").strip() for line in report.splitlines()]
+    rows = [row for row in rows if row and not row.startswith(("╭", "╰"))]
+    problem = " ".join(row for row in itertools.takewhile(lambda r: not r.startswith("──"), rows))
+    problem = " ".join(problem.split())
+    if problem.startswith("Unrecognized options:"):
+        flags = [arg.strip() for arg in problem.split(":", 1)[1].split(",") if arg.strip().startswith("-")]
+        first = flags[0].split("=", 1)[0] if flags else problem.split(":", 1)[1].strip()
+        hint = FLAG_HINTS.get(first) or next(iter(difflib.get_close_matches(first, _flags(cls), n=1, cutoff=0.6)), None)
+        return f"unknown flag {first}" + (f": did you mean {hint}?" if hint else "") + f" (`{prog} --help` lists the flags)"
+    if problem.startswith("Missing from"):
+        metavar, _, what = problem.split(":", 1)[1].strip().partition(" ")
+        return f"missing {metavar}" + (f" ({what.removesuffix('(required)').strip().rstrip('.')})" if what else "") + f": see `{prog} --help`"
+    return f"{problem.removeprefix('Error parsing ').rstrip('.')} (`{prog} --help` lists the flags)"
+
+
+def parse(cls: type, argv: Sequence[str], prog: str, default: Any = None) -> Any:
+    """The flags of `cls` from argv (tyro), with integer flags that take 1e6 and a parse error as
+    one line (a UserError: exit 2) instead of tyro's box."""
+    report = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(report):
+            kwargs = {"default": default} if default is not None else {}
+            return tyro.cli(cls, args=list(argv), prog=prog, registry=_flag_registry(), **kwargs)
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            raise
+        raise UserError(_one_line(report.getvalue(), cls, prog)) from None
+
+
 def _train_args_type(algo: str) -> type:
     """The flags of `policysearch train ALGO`: its trainer's run config, its algorithm config and --resume."""
     t = trainer(algo)
@@ -80,7 +159,7 @@ def _train_args_type(algo: str) -> type:
         [
             ("run", Annotated[t.run_config, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=t.run_config)),
             ("algo", Annotated[ALGORITHMS[algo].config, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=ALGORITHMS[algo].config)),
-            ("resume", Annotated[str, tyro.conf.arg(help=t.resume_help)], ""),
+            ("resume", Annotated[str, tyro.conf.arg(help=t.resume_help + " (default: a new run)", help_behavior_hint="")], ""),
         ],
         frozen=True,
     )
@@ -88,14 +167,14 @@ def _train_args_type(algo: str) -> type:
 
 def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
     """On --resume DIR, the run's saved config becomes the default of every flag."""
-    from policysearch.run.checkpoint import find_checkpoint, read_meta
-    from policysearch.run.folder import require_algo, run_folder, saved_configs
-
     argv = list(argv)
     resume = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--resume"), None)
     resume = resume or next((a.split("=", 1)[1] for a in argv if a.startswith("--resume=")), None)
     if resume is None:
         return None
+    from policysearch.run.checkpoint import find_checkpoint, read_meta
+    from policysearch.run.folder import require_algo, run_folder, saved_configs
+
     meta = read_meta(find_checkpoint(run_folder(resume)))
     require_algo(meta, algo, resume)
     run, algo_config = saved_configs(meta, trainer(algo).run_config, ALGORITHMS[algo].config, resume)
@@ -113,21 +192,27 @@ def cmd_train(argv: Sequence[str]) -> int:
     algo, rest = argv[0], list(argv[1:])
     args_type = _train_args_type(algo)
     default = _resume_defaults(rest, algo, args_type)
-    args = tyro.cli(args_type, args=rest, default=default, prog=f"policysearch train {algo}")
+    args = parse(args_type, rest, default=default, prog=f"policysearch train {algo}")
     t = trainer(algo)
+    t.check(args.run, args.algo, Path(args.resume) if args.resume else None)
     result = t.train(args.run, args.algo, Path(args.resume) if args.resume else None)
     print(t.report(result.summary, args.run))
     return 0
 
 
 def cmd_eval(argv: Sequence[str]) -> int:
+    from policysearch.run.checkpoint import find_checkpoint
+
+    args = parse(EvalArgs, argv, prog="policysearch eval")
+    if args.episodes <= 0:
+        raise UserError(f"--episodes must be positive, got {args.episodes}")
+    find_checkpoint(Path(args.run_dir))  # a missing run or checkpoint is refused before JAX is imported
+
     from policysearch.envs import make_env
+    from policysearch.envs.systems import TASKS
     from policysearch.run.evaluation import evaluate, evaluate_on_task
     from policysearch.run.snapshot import load
 
-    args = tyro.cli(EvalArgs, args=list(argv), prog="policysearch eval")
-    if args.episodes <= 0:
-        raise UserError(f"--episodes must be positive, got {args.episodes}")
     agent = load(args.run_dir)
     env_id = args.env or agent.spec.env_id
     if env_id in TASKS:  # a model task, not a Gymnasium env: the cost from each training condition
@@ -153,34 +238,30 @@ def cmd_eval(argv: Sequence[str]) -> int:
 
 
 def cmd_plot(argv: Sequence[str]) -> int:
-    from policysearch.run.viz import plot_learning_curve
+    from policysearch.run.viz import plot_run
 
-    args = tyro.cli(PlotArgs, args=list(argv), prog="policysearch plot")
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "metrics.csv").exists():
-        raise UserError(f"'{run_dir}' has no metrics.csv: pass a run directory written by `policysearch train`")
-    print(plot_learning_curve(run_dir))
+    args = parse(PlotArgs, argv, prog="policysearch plot")
+    print(plot_run(args.run_dir))
     return 0
 
 
 def cmd_render(argv: Sequence[str]) -> int:
     from policysearch.run.snapshot import load
-    from policysearch.run.viz import record_video
+    from policysearch.run.viz import render_video
 
-    args = tyro.cli(RenderArgs, args=list(argv), prog="policysearch render")
+    args = parse(RenderArgs, argv, prog="policysearch render")
     agent = load(args.run_dir)
     out = Path(args.output) if args.output else Path(args.run_dir) / "policy.mp4"
-    path = record_video(agent, agent.spec.env_id, out, max_steps=args.max_steps, seed=args.seed)
-    if path is None:
-        raise UserError(f"{agent.spec.env_id} cannot be rendered offscreen here")
-    print(path)
+    print(render_video(agent, agent.spec.env_id, out, max_steps=args.max_steps, seed=args.seed))  # a UserError names the fix
     return 0
 
 
 def cmd_plan(argv: Sequence[str]) -> int:
-    from policysearch.run.plan import PlanConfig, run_plan
+    from policysearch.run.config import PlanConfig
 
-    cfg = tyro.cli(PlanConfig, args=list(argv), prog="policysearch plan")
+    cfg = parse(PlanConfig, argv, prog="policysearch plan")
+    from policysearch.run.plan import run_plan
+
     result = run_plan(cfg)
     if cfg.json:
         print(json.dumps(result))

@@ -21,6 +21,7 @@ alone altogether).
 from __future__ import annotations
 
 import os
+import sys
 
 SMALL_WHILE_LOOP_BYTES = 100_000_000
 OPTION = f"--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold={SMALL_WHILE_LOOP_BYTES}"
@@ -38,6 +39,8 @@ def configure(environ: dict[str, str] | None = None) -> bool:
 
 
 def _backend_started() -> bool:
+    if "jax" not in sys.modules:  # no JAX imported, so no backend (and no 1-2 s import to find out)
+        return False
     try:
         from jax._src import xla_bridge
     except ImportError:  # pragma: no cover - a JAX without that module: assume the worst

@@ -47,3 +47,29 @@ class GoesNonFiniteEnv(gym.Env):
 
 
 gym.register("PolicysearchTest/GoesNonFinite-v0", entry_point=GoesNonFiniteEnv, max_episode_steps=50)
+
+
+class DictObsEnv(gym.Env):
+    """Dict observations (a Box and a Discrete) and Discrete actions: flattened into one vector of
+    2 + 3 (one-hot) by every env the library makes. Reward 1 for action 1 when the Discrete part
+    is 2, so a policy that reads the flattened one-hot can beat chance."""
+
+    observation_space = gym.spaces.Dict({"pos": gym.spaces.Box(-1.0, 1.0, (2,), np.float32), "mode": gym.spaces.Discrete(3)})
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def _obs(self) -> dict:
+        self.mode = int(self.np_random.integers(3))
+        return {"pos": self.np_random.uniform(-1, 1, 2).astype(np.float32), "mode": self.mode}
+
+    def step(self, action):
+        reward = float(int(action) == int(self.mode == 2))
+        self.t += 1
+        return self._obs(), reward, False, False, {}
+
+
+gym.register("PolicysearchTest/DictObs-v0", entry_point=DictObsEnv, max_episode_steps=20)

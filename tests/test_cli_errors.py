@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,8 +64,65 @@ def test_unknown_algorithm_and_command() -> None:
 
 
 def test_missing_checkpoint(tmp_path: Path) -> None:
-    _assert_user_error(run_cli("eval", str(tmp_path / "nowhere")), "no checkpoint found")
-    _assert_user_error(run_cli("train", "ppo", "--resume", str(tmp_path / "nowhere")), "no checkpoint found")
+    _assert_user_error(run_cli("eval", str(tmp_path / "nowhere")), "'" + str(tmp_path / "nowhere") + "' does not exist")
+    _assert_user_error(run_cli("train", "ppo", "--resume", str(tmp_path / "nowhere")), "no checkpoint found", "pass the run folder")
+    _assert_user_error(run_cli("eval", str(tmp_path)), "no checkpoint found")
+    started = tmp_path / "started"
+    started.mkdir()
+    (started / "config.json").write_text("{}")  # a run that has not reached its first checkpoint
+    _assert_user_error(run_cli("eval", str(started)), "has written no checkpoint yet", "--checkpoint-every")
+
+
+def test_messages_whose_advice_works(tmp_path: Path) -> None:
+    """The first hour's messages (issue 15, item 7): each says what is wrong and a fix that works."""
+    _assert_user_error(run_cli("train", "ppo", "--lr", "1e-3"), "unknown flag --lr", "did you mean --learning-rate?")
+    _assert_user_error(run_cli("train", "ppo", "--learnin-rate", "1e-3"), "did you mean --learning-rate?")
+    _assert_user_error(run_cli("train", "ppo", "--total-steps", "1.5"), "--total-steps", "'1.5' is not an integer")
+    _assert_user_error(run_cli("train", "ppo", "--loss", "foo"), "--loss", "clip")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    # 1e6 and 2.5e5 are integers: accepted, so the run goes on to the next check (the folder under a file)
+    for steps in ("1e6", "2.5e5", "1_000_000"):
+        _assert_user_error(run_cli("train", "ppo", "--total-steps", steps, "--run-dir", str(blocker / "x")), "which is a file")
+    _assert_user_error(run_cli("train", "ppo", "--env", "nosuchmodule:MyEnv-v0"), "cannot import module 'nosuchmodule'", "PYTHONPATH")
+    help_text = run_cli("train", "ppo", "--help").stdout
+    assert help_text.count("(default: runs/ALGO-ENV-sSEED)") == 1 and "(default: '')" not in help_text
+    top = run_cli("--help").stdout
+    assert all(f"  {name} " in top for name in ("ppo", "trpo", "pg", "gps"))
+
+
+def test_help_and_bad_input_answer_without_importing_jax() -> None:
+    """`--help` and the refusal of bad input must not wait for JAX's 1-2 s import (issue 15, item
+    6): each command below runs in one process that checks JAX was never imported."""
+    script = """
+import sys
+from policysearch.cli import main
+for argv in (["--help"], ["train", "ppo", "--help"], ["train", "gps", "--help"], ["plan", "--help"], ["eval", "--help"],
+             ["train", "ppo", "--env", "Hoper-v5"], ["train", "trpo", "--max-kl", "-1"], ["train", "ppo", "--lr", "3"],
+             ["eval", "/nonexistent"], ["plot", "/nonexistent"], ["train", "gps", "--conditions", "0"]):
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    assert code in (0, 2, None), (argv, code)
+    assert "jax" not in sys.modules, argv
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_dict_observations_are_flattened(tmp_path: Path) -> None:
+    """A Dict observation space trains, evaluates and reloads: every env the library makes
+    flattens it (FlattenObservation), as the CLI cannot be told to."""
+    run_dir = tmp_path / "dict"
+    result = run_cli("train", "ppo", "--env", "tests.fake_envs:PolicysearchTest/DictObs-v0", "--total-steps", "512", "--num-envs", "2",
+                     "--steps-per-update", "256", "--run-dir", str(run_dir), "--no-progress", "--eval-episodes", "2", "--no-video", cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = json.loads(next((run_dir / "checkpoints").glob("step_*/meta.json")).read_text())
+    assert meta["env_spec"]["obs_dim"] == 5
+    out = run_cli("eval", str(run_dir), "--episodes", "2", "--json", cwd=REPO)
+    assert out.returncode == 0 and json.loads(out.stdout)["episodes"] == 2, out.stderr[-2000:]
 
 
 def test_corrupt_checkpoint(trained_run: Path, tmp_path: Path) -> None:

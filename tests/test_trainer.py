@@ -206,5 +206,30 @@ def test_python_api(tmp_path: Path) -> None:
     assert action.shape == () and action in (0, 1)
     saved = model.save(tmp_path / "saved")
     assert policysearch.load(saved).act(obs) == action
-    with pytest.raises(policysearch.UserError, match="no option"):
+    with pytest.raises(policysearch.UserError, match="no keyword"):
         policysearch.PPO("CartPole-v1", learnin_rate=1e-3)
+
+
+def test_python_api_writes_files_only_where_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As SB3's learn(): without run_dir nothing is written in the working folder (the run lives
+    in a scratch folder that goes with the model); with run_dir, a second learn() into it is
+    refused in the API's words (keywords and methods, not the CLI's flags)."""
+    monkeypatch.chdir(tmp_path)
+    kwargs = dict(seed=0, num_envs=2, steps_per_update=256, epochs=1, progress=False, eval_episodes=0)
+    model = policysearch.PPO("CartPole-v1", **kwargs).learn(256)
+    assert list(tmp_path.iterdir()) == []
+    scratch = model.result.run_dir
+    assert scratch.is_dir() and not (scratch / "policy.mp4").exists()
+    model.save(tmp_path / "saved")
+    assert [p.name for p in tmp_path.iterdir()] == ["saved"]
+    del model
+    import gc
+
+    gc.collect()
+    assert not scratch.exists()
+    policysearch.PPO("CartPole-v1", run_dir="r", **kwargs).learn(256)
+    with pytest.raises(policysearch.UserError) as err:
+        policysearch.PPO("CartPole-v1", run_dir="r", **kwargs).learn(256)
+    assert 'resume("r", total_steps)' in str(err.value) and "overwrite=True" in str(err.value) and "--" not in str(err.value)
+    with pytest.raises(policysearch.UserError, match="^learning_rate= must be positive"):
+        policysearch.PPO("CartPole-v1", learning_rate=-1.0)

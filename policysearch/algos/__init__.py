@@ -2,18 +2,18 @@
 its builder. On-policy algorithms are built as `make(config, policy, num_updates) -> Algorithm`
 (`init(key) -> state`, jitted `update(state, batch) -> (state, metrics)`); Guided Policy Search as
 `make(config, problem) -> GPS` (`init(seed) -> state`, `iteration(state) -> (state, row)`). `kind`
-says which trainer of the run layer drives it."""
+says which trainer of the run layer drives it.
+
+The configs are imported here (they import no JAX); the builders, and the JAX code behind them,
+only when first used (`policysearch.lazy`), so the command line starts fast."""
 
 from __future__ import annotations
 
 from typing import Any, Callable, Literal, NamedTuple
 
-from policysearch.algos.base import Algorithm, Batch, OnPolicyConfig
-from policysearch.algos.gps import GPSConfig, make_gps
-from policysearch.algos.pg import PGConfig, make_pg
-from policysearch.algos.ppo import PPOConfig, make_ppo
-from policysearch.algos.trpo import TRPOConfig, make_trpo
-from policysearch.core.policies import Policy
+from policysearch.algos.configs import OnPolicyConfig, PGConfig, PPOConfig, TRPOConfig
+from policysearch.algos.gps.config import GPSConfig
+from policysearch.lazy import lazy_callable, lazy_exports
 
 
 class AlgorithmEntry(NamedTuple):
@@ -28,11 +28,21 @@ class AlgorithmEntry(NamedTuple):
 
 
 ALGORITHMS: dict[str, AlgorithmEntry] = {
-    "ppo": AlgorithmEntry(PPOConfig, make_ppo, "on-policy", "Proximal Policy Optimization (clipped or KL-penalty surrogate)"),
-    "trpo": AlgorithmEntry(TRPOConfig, make_trpo, "on-policy", "Trust Region Policy Optimization (CG + line search on the KL)"),
-    "pg": AlgorithmEntry(PGConfig, make_pg, "on-policy", "policy gradient with a baseline (whole-trajectory, reward-to-go or GAE)"),
-    "gps": AlgorithmEntry(GPSConfig, make_gps, "guided", "Guided Policy Search on a task with a dynamics model (DDP-guided samples)"),
+    "ppo": AlgorithmEntry(PPOConfig, lazy_callable("policysearch.algos.ppo", "make_ppo"), "on-policy",
+                          "Proximal Policy Optimization (clipped or KL-penalty surrogate)"),
+    "trpo": AlgorithmEntry(TRPOConfig, lazy_callable("policysearch.algos.trpo", "make_trpo"), "on-policy",
+                           "Trust Region Policy Optimization (CG + line search on the KL)"),
+    "pg": AlgorithmEntry(PGConfig, lazy_callable("policysearch.algos.pg", "make_pg"), "on-policy",
+                         "policy gradient with a baseline (whole-trajectory, reward-to-go or GAE)"),
+    "gps": AlgorithmEntry(GPSConfig, lazy_callable("policysearch.algos.gps.loop", "make_gps"), "guided",
+                          "Guided Policy Search on a task with a dynamics model (DDP-guided samples)"),
 }
+
+__getattr__ = lazy_exports(__name__, {
+    "Algorithm": "policysearch.algos.base", "Batch": "policysearch.algos.base", "Policy": "policysearch.core.policies",
+    "make_gps": "policysearch.algos.gps.loop", "make_pg": "policysearch.algos.pg", "make_ppo": "policysearch.algos.ppo",
+    "make_trpo": "policysearch.algos.trpo",
+})
 
 __all__ = ["ALGORITHMS", "Algorithm", "AlgorithmEntry", "Batch", "GPSConfig", "OnPolicyConfig", "PGConfig", "PPOConfig", "Policy",
            "TRPOConfig", "make_gps", "make_pg", "make_ppo", "make_trpo"]

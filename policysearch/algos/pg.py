@@ -14,49 +14,19 @@ its last state. One gradient step (Adam) on the policy per batch; V is fitted se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from policysearch.algos.base import Algorithm, Batch, Metrics, OnPolicyConfig
+from policysearch.algos.base import Algorithm, Batch, Metrics
+from policysearch.algos.configs import PGConfig
 from policysearch.algos.common import explained_variance, fit_critic, flatten_time, flatten_with_gae
 from policysearch.core.estimators import discounted_returns, masked_mean
 from policysearch.core.policies import Policy, PolicyParams
-from policysearch.errors import require_positive
 
-Estimator = Literal["trajectory", "reward_to_go", "gae"]
-
-
-@dataclass(frozen=True)
-class PGConfig(OnPolicyConfig):
-    """Vanilla policy-gradient hyper-parameters."""
-
-    estimator: Estimator = "gae"
-    """psi_k: whole-trajectory return, reward-to-go, or GAE advantage."""
-    baseline: bool = True
-    """Subtract the batch-mean baseline b (trajectory and reward_to_go estimators)."""
-    learning_rate: float = 1e-3
-    """Adam step size of the policy."""
-    critic_learning_rate: float = 1e-3
-    """Adam step size of the value function."""
-    critic_epochs: int = 5
-    """Passes of value-function regression per update."""
-    critic_minibatch_size: int = 128
-    """Samples per value-function gradient step."""
-    normalize_advantage: bool = True
-    """Divide psi by its batch standard deviation (no centring: that is the baseline's job)."""
-    max_grad_norm: float = 0.5
-    """Global gradient-norm clip of the policy step."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("learning_rate", "critic_learning_rate", "critic_epochs", "critic_minibatch_size", "max_grad_norm"):
-            require_positive(name, getattr(self, name))
-        self.require_minibatch("critic_minibatch_size")
 
 
 class PGState(NamedTuple):

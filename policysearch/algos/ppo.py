@@ -10,58 +10,18 @@ One call of `update` runs every epoch and minibatch, jitted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from policysearch.algos.base import Algorithm, Batch, Metrics, OnPolicyConfig
+from policysearch.algos.base import Algorithm, Batch, Metrics
+from policysearch.algos.configs import PPOConfig
 from policysearch.algos.common import explained_variance, flatten_with_gae, sgd_epochs
 from policysearch.core.estimators import masked_mean, normalize_advantages
 from policysearch.core.policies import Policy, PolicyParams
-from policysearch.errors import require, require_positive
-
-
-@dataclass(frozen=True)
-class PPOConfig(OnPolicyConfig):
-    """PPO hyper-parameters; defaults are the paper's MuJoCo settings (Table 3)."""
-
-    learning_rate: float = 3e-4
-    """Adam step size (eps 1e-5)."""
-    anneal_lr: bool = True
-    """Anneal the learning rate linearly to 0 over training."""
-    epochs: int = 10
-    """Passes over each batch."""
-    minibatch_size: int = 64
-    """Samples per gradient step."""
-    loss: Literal["clip", "kl_penalty"] = "clip"
-    """Surrogate: the clipped objective, or the adaptive KL penalty of the paper's section 4."""
-    clip_coef: float = 0.2
-    """Clipping epsilon of L^CLIP."""
-    kl_target: float = 0.01
-    """d_targ of the KL-penalty variant."""
-    kl_beta: float = 1.0
-    """Initial KL penalty coefficient beta."""
-    ent_coef: float = 0.0
-    """Entropy bonus coefficient."""
-    vf_coef: float = 0.5
-    """Value loss coefficient."""
-    max_grad_norm: float = 0.5
-    """Global gradient-norm clip."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("learning_rate", "epochs", "minibatch_size", "clip_coef", "kl_target", "kl_beta", "max_grad_norm"):
-            require_positive(name, getattr(self, name))
-        require(self.ent_coef >= 0 and self.vf_coef >= 0, "--ent-coef and --vf-coef must be >= 0")
-        self.require_minibatch("minibatch_size")
-
-    @property
-    def kl_reference(self) -> float:
-        return self.kl_target
 
 
 class PPOState(NamedTuple):

@@ -12,7 +12,6 @@ holds and L improves; if no step qualifies, the policy stays. V is fitted separa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from typing import Callable, NamedTuple
 
@@ -21,47 +20,11 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from policysearch.algos.base import Algorithm, Batch, Metrics, OnPolicyConfig
+from policysearch.algos.base import Algorithm, Batch, Metrics
+from policysearch.algos.configs import TRPOConfig
 from policysearch.algos.common import explained_variance, fit_critic, flatten_with_gae
 from policysearch.core.estimators import masked_mean, normalize_advantages
 from policysearch.core.policies import Policy, PolicyParams
-from policysearch.errors import require_fraction, require_positive
-
-
-@dataclass(frozen=True)
-class TRPOConfig(OnPolicyConfig):
-    """TRPO hyper-parameters; defaults are sb3-contrib's."""
-
-    max_kl: float = 0.01
-    """Trust region radius delta on the mean KL."""
-    cg_iterations: int = 15
-    """Conjugate-gradient iterations."""
-    cg_damping: float = 0.1
-    """Damping lambda added to the Fisher matrix: (F + lambda I) x = g."""
-    line_search_shrink: float = 0.8
-    """Backtracking factor of the line search."""
-    line_search_steps: int = 10
-    """Step sizes tried by the line search."""
-    learning_rate: float = 1e-3
-    """Adam step size of the value function."""
-    critic_epochs: int = 10
-    """Passes of value-function regression per update."""
-    critic_minibatch_size: int = 128
-    """Samples per value-function gradient step."""
-    normalize_advantage: bool = True
-    """Normalise advantages over each batch."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("max_kl", "cg_iterations", "line_search_steps", "learning_rate", "critic_epochs", "critic_minibatch_size"):
-            require_positive(name, getattr(self, name))
-        require_fraction("line_search_shrink", self.line_search_shrink, closed=False)
-        require_positive("cg_damping", self.cg_damping + 1e-30)
-        self.require_minibatch("critic_minibatch_size")
-
-    @property
-    def kl_reference(self) -> float:
-        return self.max_kl
 
 
 class TRPOState(NamedTuple):

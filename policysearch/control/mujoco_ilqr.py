@@ -175,12 +175,13 @@ def receding_start(
 def repair_start(
     model: MujocoModel, running: Callable, terminal: Callable, x0: np.ndarray, u_init: np.ndarray, valid: Valid,
     config: RecedingConfig = RecedingConfig(), fd_eps: float = 1e-3, extra: tuple[Callable, Any] | None = None,
+    on_window: Callable[[dict], None] | None = None,
 ) -> np.ndarray:
     """u_init if its open-loop rollout from x0 stays valid over the whole horizon; else u_init
     repaired by receding-horizon windows from one window before the first invalid state (an
     example motion that falls part way: iLQR over the whole horizon cannot lift a fallen plan,
-    README "iLQR that holds on contact-rich robots")."""
+    README "iLQR that holds on contact-rich robots"); on_window as in `receding_start`."""
     ok = int(valid_prefix(valid, jnp.asarray(model.rollout(np.asarray(x0, np.float64), np.asarray(u_init, np.float64)))))
     if ok > len(u_init):
         return np.asarray(u_init, np.float64)
-    return receding_start(model, running, terminal, x0, u_init, valid, config, fd_eps, extra, start=max(0, ok - config.window))
+    return receding_start(model, running, terminal, x0, u_init, valid, config, fd_eps, extra, on_window, start=max(0, ok - config.window))

@@ -23,11 +23,12 @@ iLQR then starts from the concatenated controls.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from policysearch.control.ilqr import Solution
+if TYPE_CHECKING:  # the solver's JAX module is not imported for the settings alone
+    from policysearch.control.ilqr import Solution
 from policysearch.errors import require, require_positive
 
 
@@ -49,7 +50,7 @@ class RecedingConfig:
         require(self.commit <= self.window, f"--commit ({self.commit}) must be at most --window ({self.window})")
 
 
-WindowSolver = Callable[[np.ndarray, np.ndarray, int], Solution]
+WindowSolver = Callable[[np.ndarray, np.ndarray, int], "Solution"]
 """(x0, u_init[window, m], iteration cap) -> the window's iLQR solution."""
 
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from policysearch.core.distributions import Categorical, DiagGaussian, Distribution
 
-Activation = Literal["tanh", "relu", "softplus"]
+from policysearch.algos.configs import Activation  # noqa: E402  (the settings' module, which imports no JAX)
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,

@@ -34,6 +34,10 @@ Rollouts = tuple[jax.Array, jax.Array, jax.Array]
 """states [c, T, n] (x_0..x_{T-1}), actions [c, T, m] as sampled, rewards [c, T]."""
 WarmStarts = Sequence["np.ndarray | None"]
 """Per condition, the controls of its last iLQR solution, or None."""
+Report = Callable[[dict], None]
+"""on_iteration(report) of a guiding solve, as it goes: {"stage": "iLQR", "iteration", "cost", ...}
+per iLQR iteration, or {"stage": "receding-horizon start" / "repair of the start", "start", "cost", ...}
+per window of the start of a robot that can fall (a solve that is one compiled call reports nothing)."""
 
 
 class Guiding(NamedTuple):
@@ -62,10 +66,10 @@ class GPSProblem(Protocol):
         ...
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
-                gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
+                gain_reg: float = 0.0, warm_starts: WarmStarts = (), on_iteration: Report | None = None) -> Guiding:
         """iLQR from condition c on l(x, u) (+ extra_cost), started from warm_starts where the
         problem uses them: the controller (mean clipped to the control box, gains regularised
-        by gain_reg), its true cost and its controls."""
+        by gain_reg), its true cost and its controls; on_iteration hears how the solve goes."""
         ...
 
     def sample(self, c: int, act: Act, args: Any, key: jax.Array, count: int) -> Rollouts:
@@ -93,8 +97,9 @@ class JaxTaskProblem:
         return identity
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
-                gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
-        """iLQR by autodiff from zero controls (a JAX task needs no warm start)."""
+                gain_reg: float = 0.0, warm_starts: WarmStarts = (), on_iteration: Report | None = None) -> Guiding:
+        """iLQR by autodiff from zero controls (a JAX task needs no warm start); one compiled call,
+        so on_iteration hears nothing."""
         fn, args = extra_cost if extra_cost is not None else (_no_cost, None)
         sol, true_cost = _guiding_solve(self.task, fn, iterations, jnp.asarray(self.conditions[c]), args)
         ctrl = LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high)
@@ -252,7 +257,7 @@ class MujocoProblem:
         return self._features[c]
 
     def guiding(self, c: int, temperature: float, iterations: int, extra_cost: ExtraCost | None = None,
-                gain_reg: float = 0.0, warm_starts: WarmStarts = ()) -> Guiding:
+                gain_reg: float = 0.0, warm_starts: WarmStarts = (), on_iteration: Report | None = None) -> Guiding:
         from policysearch.control.costs import initial_controls
         from policysearch.control.mujoco_ilqr import receding_start, repair_start, solve_mujoco
 
@@ -268,16 +273,21 @@ class MujocoProblem:
             u_init = self._example_u.get(c, warm.get(0) if self.terrains else None)
             borrowed = u_init is not None
         u_init = None if u_init is None else np.array(u_init)
+
+        def stage(name: str) -> Report | None:
+            return None if on_iteration is None else lambda report: on_iteration(dict(report, stage=name))
+
         with jax.enable_x64(True):
             if u_init is None:
                 u_init = initial_controls(self.name, self.horizon, self.control_dim)
                 if valid is not None:  # robots that can fall
                     u_init = receding_start(model, cost.running, cost.terminal, self.conditions[c], u_init, valid,
-                                            fd_eps=self.fd_eps, extra=extra_cost)
+                                            fd_eps=self.fd_eps, extra=extra_cost, on_window=stage("receding-horizon start"))
             elif valid is not None and borrowed:
-                u_init = repair_start(model, cost.running, cost.terminal, self.conditions[c], u_init, valid, fd_eps=self.fd_eps, extra=extra_cost)
+                u_init = repair_start(model, cost.running, cost.terminal, self.conditions[c], u_init, valid, fd_eps=self.fd_eps, extra=extra_cost,
+                                      on_window=stage("repair of the start"))
             sol = solve_mujoco(model, cost.running, cost.terminal, self.conditions[c], u_init, ILQRConfig(max_iterations=iterations),
-                               fd_eps=self.fd_eps, valid=valid, extra=extra_cost)
+                               fd_eps=self.fd_eps, valid=valid, extra=extra_cost, on_iteration=stage("iLQR"))
             true_cost = float(trajectory_cost(cost.running, cost.terminal, sol.x, sol.u))
             ctrl = LinearGaussianController.from_solution(sol, temperature, gain_reg, self.u_low, self.u_high)
         return Guiding(LinearGaussianController(*(jnp.asarray(np.asarray(a), jnp.float32) for a in ctrl)), true_cost, np.asarray(sol.u))

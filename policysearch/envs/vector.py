@@ -48,24 +48,52 @@ class EnvSpec:
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     """The Gymnasium spec of env_id (importing `module` first for `module:EnvId`), or a UserError
     naming close matches."""
-    try:
-        if ":" in env_id:
-            module, env_id = env_id.split(":", 1)
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        try:
             importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (module == exc.name or module.startswith(exc.name + ".")):
+                raise UserError(f"cannot import module '{module}' of --env {module}:{env_id} (no such module): install it, or run "
+                                "from the folder that holds it (or add that folder to PYTHONPATH)") from exc
+            raise UserError(f"importing module '{module}' of --env {module}:{env_id} failed: {exc}") from exc
+        except ImportError as exc:
+            raise UserError(f"importing module '{module}' of --env {module}:{env_id} failed: {exc}") from exc
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return gym.spec(env_id)
-    except (gym.error.Error, ModuleNotFoundError, ImportError) as exc:
+    except (gym.error.Error, ImportError) as exc:
         close = difflib.get_close_matches(env_id, list(gym.envs.registry.keys()), n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else "see `gymnasium.pprint_registry()` for the ids"
         raise UserError(f"unknown environment '{env_id}': {hint} (a user env needs `module:EnvId` or registration)") from exc
 
 
+def is_flat(space: gym.Space) -> bool:
+    """Whether observations of `space` are what the policies take: one vector (a 1-D Box, or any
+    space-like object of one dimension)."""
+    if isinstance(space, gym.spaces.Box) or not isinstance(space, gym.Space):
+        return len(getattr(space, "shape", None) or ()) == 1
+    return False
+
+
+def flat_observations(env: gym.Env) -> gym.Env:
+    """env, its observations flattened into one vector (`gymnasium.wrappers.FlattenObservation`)
+    where they are not one already: Dict, Tuple, Discrete, MultiDiscrete or image observations.
+    Every env the library makes (training, evaluation, video) goes through it, so a policy sees
+    the same layout everywhere."""
+    if is_flat(env.observation_space):
+        return env
+    try:
+        gym.spaces.flatten_space(env.observation_space)
+    except NotImplementedError:
+        return env  # not flattenable (Graph, Text, Sequence): spec_from_spaces says so
+    return gym.wrappers.FlattenObservation(env)
+
+
 def spec_from_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space) -> EnvSpec:
-    require(
-        isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1,
-        f"{env_id}: observations must be a flat Box, got {obs_space}; flatten them with gymnasium.wrappers.FlattenObservation",
-    )
+    require(is_flat(obs_space), f"{env_id}: observations of {type(obs_space).__name__} cannot be flattened into one vector "
+            "(policysearch flattens Box, Dict, Tuple and Discrete ones): wrap the env in an ObservationWrapper that makes them a 1-D Box")
     if isinstance(action_space, gym.spaces.Box):
         require(len(action_space.shape) == 1, f"{env_id}: Box actions must be 1-D, got shape {action_space.shape}")
         return EnvSpec(
@@ -99,7 +127,7 @@ class VecEnv:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    self._env = gym.make_vec(registered, num_envs=num_envs, vectorization_mode="sync")
+                    self._env = gym.make_vec(registered, num_envs=num_envs, vectorization_mode="sync", wrappers=[flat_observations])
             except gym.error.DependencyNotInstalled as exc:
                 raise UserError(f"{env_id} needs a package that is not installed: {exc}") from exc
             self._seed = seed

@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load, save
@@ -29,6 +28,8 @@ ARRAYS, META, EXTRA = "arrays.safetensors", "meta.json", "state.safetensors"
 
 def named_arrays(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
     """Every leaf of `tree` as an array named prefix + its path (the names `fill_tree` reads)."""
+    import jax  # here, not at the top: reading a run's meta.json (the CLI's resume check) needs no JAX
+
     leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
     return {prefix + jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
 
@@ -98,6 +99,11 @@ def find_checkpoint(path: Path) -> Path:
         found = list_checkpoints(root)
         if found:
             return found[-1]
+    if not path.exists():
+        raise UserError(f"'{path}' does not exist: pass a run directory written by `policysearch train`")
+    if any((path / name).exists() for name in ("config.json", "metrics.csv", ".lock")):
+        raise UserError(f"the run in '{path}' has written no checkpoint yet: the first is written after --checkpoint-every steps "
+                        "(default 100,000; GPS after its first iteration) and whenever the run ends or is stopped with Ctrl-C or SIGTERM")
     raise UserError(f"no checkpoint found in '{path}': pass a run directory written by `policysearch train`")
 
 
@@ -174,6 +180,8 @@ def load_arrays(ckpt: Path, template: Any, finite: bool = True) -> Any:
 def fill_tree(template: Any, arrays: dict[str, np.ndarray], ckpt: Path, prefix: str = "") -> Any:
     """A pytree shaped like `template` whose leaves are arrays[prefix + path] (read from checkpoint
     `ckpt`, named in the errors), each checked for presence and shape."""
+    import jax
+
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     out = []
     for path, leaf in leaves:

@@ -17,10 +17,11 @@ from policysearch.run.snapshot import TrainedPolicy
 
 def evaluate(
     agent: TrainedPolicy, env_id: str, episodes: int = 10, seed: int = 10_000, deterministic: bool = True,
-    backend: Backend = "auto", max_envs: int = 8,
+    backend: Backend = "auto", max_envs: int = 8, on_episode: Callable[[int, float], None] | None = None,
 ) -> dict[str, float]:
     """Run `episodes` episodes (spread evenly over up to max_envs envs) and summarise them:
-    return_mean, return_std, length_mean, episodes."""
+    return_mean, return_std, length_mean, episodes. on_episode(episodes done, its return) after
+    each episode."""
     num_envs = min(episodes, max_envs)
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
     env = make_env(env_id, num_envs, seed, backend)
@@ -44,6 +45,8 @@ def evaluate(
                 returns.append(ep_ret[i])
                 lengths.append(ep_len[i])
                 done_count[i] += 1
+                if on_episode is not None:
+                    on_episode(len(returns), float(ep_ret[i]))
             ep_ret[i], ep_len[i] = 0.0, 0
         prev_done = done
     env.close()

@@ -74,7 +74,7 @@ def claim_new_run(run_dir: Path, overwrite: bool, fix: str = "") -> RunLock:
     it). A folder in use by another run is refused, as is one that already holds a run (the
     message ends with `fix`, by default: resume it, pick another folder, or overwrite) unless
     `overwrite`, which removes the run's entries first."""
-    check_writable(run_dir)
+    check_new_run(run_dir, overwrite, fix)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -82,8 +82,7 @@ def claim_new_run(run_dir: Path, overwrite: bool, fix: str = "") -> RunLock:
     lock = RunLock(run_dir).acquire()
     try:
         if holds_run(run_dir):
-            require(overwrite, f"'{run_dir}' already holds a run: "
-                    + (fix or f"continue it with --resume {run_dir}, pick another --run-dir, or pass --overwrite"))
+            check_new_run(run_dir, overwrite, fix)  # again under the lock: another run may have started meanwhile
             for name in RUN_ENTRIES:
                 path = run_dir / name
                 if path.is_dir():
@@ -95,6 +94,14 @@ def claim_new_run(run_dir: Path, overwrite: bool, fix: str = "") -> RunLock:
         lock.release()
         raise
     return lock
+
+
+def check_new_run(run_dir: Path, overwrite: bool, fix: str = "") -> None:
+    """Refuse, before anything is written, a run_dir that cannot be written, or that holds a run
+    without `overwrite` (the message ends with `fix`)."""
+    check_writable(run_dir)
+    require(overwrite or not holds_run(run_dir), f"'{run_dir}' already holds a run: "
+            + (fix or f"continue it with --resume {run_dir}, pick another --run-dir, or pass --overwrite"))
 
 
 def run_folder(resume: Path | str) -> Path:

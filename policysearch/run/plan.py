@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,60 +14,13 @@ import numpy as np
 
 from policysearch.control.ilqr import STOP_REASONS, ILQRConfig, Solution, solve, trajectory_cost
 from policysearch.control.lqg import LinearGaussianController
-from policysearch.control.receding import RecedingConfig
 from policysearch.envs.systems import TASKS, Task
-from policysearch.errors import UserError, require_finite_fields, require_positive
+from policysearch.errors import UserError
+from policysearch.run.config import PlanConfig
 from policysearch.run.checkpoint import write_json_atomic
 from policysearch.run.evaluation import closed_loop_on_env
 from policysearch.run.folder import claim_new_run, default_run_dir
 from policysearch.run.lock import RunLock
-
-
-@dataclass(frozen=True)
-class PlanConfig:
-    """Trajectory optimisation of one task."""
-
-    env: str = "pendulum-swingup"
-    """Task: a JAX system (pendulum-swingup, cartpole-swingup, arm-reach) or a MuJoCo robot with a
-    locomotion cost (Swimmer-v5, Hopper-v5, Walker2d-v5)."""
-    target_velocity: float = 1.0
-    """Forward velocity the locomotion cost asks for (MuJoCo robots)."""
-    video: bool = True
-    """Render the closed-loop rollout to an MP4 (MuJoCo robots)."""
-    fd_eps: float = 1e-3
-    """Finite-difference step of the MuJoCo Jacobians (wide enough to average over contacts)."""
-    receding: bool = True
-    """Start a walker's (Hopper, Walker2d) full-horizon iLQR from controls built window by window
-    (`policysearch.control.receding`); off: from zero controls."""
-    window: int = RecedingConfig.window
-    """Steps each receding-horizon window looks ahead."""
-    commit: int = RecedingConfig.commit
-    """Steps kept from each window before solving the next."""
-    window_iterations: int = RecedingConfig.window_iterations
-    """iLQR iteration cap per window."""
-    horizon: int = 100
-    """Time steps T."""
-    iterations: int = 100
-    """iLQR iteration cap."""
-    tolerance: float = 1e-6
-    """Relative cost decrease below which iLQR stops."""
-    temperature: float = 1.0
-    """Scale of the controller's covariance Q_uu^-1."""
-    run_dir: str = ""
-    """Where the controller and the cost plot go (default: runs/plan-ENV)."""
-    json: bool = False
-    """Print one JSON object of the result."""
-
-    def __post_init__(self) -> None:
-        require_positive("horizon", self.horizon)
-        require_positive("iterations", self.iterations)
-        require_positive("temperature", self.temperature)
-        require_positive("fd_eps", self.fd_eps)
-        self.receding_config()  # checks the window settings
-        require_finite_fields(self)
-
-    def receding_config(self) -> RecedingConfig:
-        return RecedingConfig(self.window, self.commit, self.window_iterations)
 
 
 def make_task(env: str, horizon: int) -> Task:
@@ -106,10 +58,14 @@ def _claim(cfg: PlanConfig) -> RunLock:
 
 def _finish(cfg: PlanConfig, run_dir: Path, sol: Solution, controller: LinearGaussianController, seconds: float, name: str,
             extra: dict[str, Any]) -> dict[str, Any]:
-    """Save the controller, the cost plot and plan.json; the summary."""
+    """Save the controller, the cost plot and plan.json (the summary, the task and the cost of every
+    iteration, which `policysearch plot` redraws cost.png from); the summary."""
+    from policysearch.run.viz import plot_costs
+
     iterations = int(sol.iterations)
+    costs = np.asarray(sol.costs)[: iterations + 1]
     controller.save(run_dir, {"task": name, "plan_config": dataclasses.asdict(cfg)})
-    _plot_costs(run_dir / "cost.png", np.asarray(sol.costs)[: iterations + 1], name)
+    plot_costs(run_dir / "cost.png", costs, name)
     result = {
         "cost_initial": float(np.asarray(sol.costs)[0]),
         "cost_final": float(sol.cost),
@@ -119,7 +75,7 @@ def _finish(cfg: PlanConfig, run_dir: Path, sol: Solution, controller: LinearGau
         **extra,
         "run_dir": str(run_dir),
     }
-    write_json_atomic(run_dir / "plan.json", result)
+    write_json_atomic(run_dir / "plan.json", dict(result, task=name, costs=[float(c) for c in costs]))
     return result
 
 
@@ -178,23 +134,6 @@ def _plan_jax(cfg: PlanConfig, run_dir: Path) -> dict[str, Any]:
         for i in range(1, result["iterations"] + 1):
             print(f"iter {i:4d}  cost {costs[i]:12.6g}  mu {mus[i]:9.3g}  alpha {alphas[i]:6.3g}")
     return result
-
-
-def _plot_costs(path: Path, costs: np.ndarray, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    ax.semilogy(np.arange(len(costs)), costs, "o-", markersize=3)
-    ax.set_xlabel("iLQR iteration")
-    ax.set_ylabel("trajectory cost")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 __all__ = ["PlanConfig", "make_task", "run_plan"]

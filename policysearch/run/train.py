@@ -16,72 +16,25 @@ import jax
 import numpy as np
 
 from policysearch.algos import ALGORITHMS, Algorithm, OnPolicyConfig
-from policysearch.core.normalize import NormConfig, NormState
+from policysearch.core.normalize import NormState
 from policysearch.core.policies import Policy
-from policysearch.envs import Backend, EnvSpec, VecEnv, make_env
+from policysearch.envs import EnvSpec, VecEnv, make_env
 from policysearch.envs.rollout import Collector
-from policysearch.errors import NonFiniteError, UserError, require, require_finite_fields, require_positive, require_seed
+from policysearch.errors import NonFiniteError, UserError, require
 from policysearch.run import signals
+from policysearch.run.config import RunConfig
 from policysearch.run.checkpoint import fill_tree, load_extra, named_arrays, save_checkpoint
-from policysearch.run.folder import claim_new_run, claim_resume, default_run_dir, write_config
+from policysearch.run.folder import claim_new_run, claim_resume, write_config
 from policysearch.run.lock import RunLock
 from policysearch.run.logging import MetricsLogger
 from policysearch.run.schema import from_dict
 from policysearch.run.finite import require_finite_update
-from policysearch.run.progress import TrainProgress
+from policysearch.run.progress import TrainProgress, phase
+from policysearch.run.trainers import check_on_policy, new_run_dir
 from policysearch.run.snapshot import TrainedPolicy, TrainResult, policy_meta
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """What to train on and how the run is kept: shared by every algorithm."""
 
-    env: str = "Hopper-v5"
-    """Gymnasium environment id (or `module:EnvId` for a user's env)."""
-    total_steps: int = 1_000_000
-    """Environment steps to train for (all envs together)."""
-    seed: int = 0
-    """Seed of parameters, sampling and environments."""
-    num_envs: int = 8
-    """Environments stepped in parallel."""
-    run_dir: str = ""
-    """Where config, metrics, checkpoints, plots and videos go (default: runs/ALGO-ENV-sSEED)."""
-    backend: Backend = "auto"
-    """Vector env backend: EnvPool where it serves the env, else Gymnasium."""
-    normalize_obs: bool = True
-    """Running mean/std observation normalisation (statistics saved with the policy)."""
-    normalize_reward: bool = True
-    """Scale rewards by the running std of the discounted return."""
-    clip_obs: float = 10.0
-    """Clip normalised observations to [-clip, clip]."""
-    clip_reward: float = 10.0
-    """Clip scaled rewards to [-clip, clip]."""
-    checkpoint_every: int = 100_000
-    """Steps between checkpoints (one is always written at the end)."""
-    eval_every: int = 0
-    """Steps between evaluations during training (0: only at the end)."""
-    eval_episodes: int = 10
-    """Episodes per evaluation (0: none)."""
-    video: bool = True
-    """Render an MP4 of the trained policy at the end (MuJoCo tasks)."""
-    progress: bool = True
-    """Show a live progress bar."""
-    overwrite: bool = False
-    """Start afresh in a run dir that already holds a run (its checkpoints are deleted)."""
-
-    def __post_init__(self) -> None:
-        require_positive("total_steps", self.total_steps)
-        require_positive("num_envs", self.num_envs)
-        require_positive("checkpoint_every", self.checkpoint_every)
-        require(self.eval_every >= 0 and self.eval_episodes >= 0, "--eval-every and --eval-episodes must be >= 0")
-        require_positive("clip_obs", self.clip_obs)
-        require_positive("clip_reward", self.clip_reward)
-        require_seed(self.seed)
-        require_finite_fields(self)
-
-    @property
-    def norm(self) -> NormConfig:
-        return NormConfig(self.normalize_obs, self.normalize_reward, self.clip_obs, self.clip_reward)
 
 
 class TrainState(NamedTuple):
@@ -134,15 +87,12 @@ class _Run(NamedTuple):
 def _start(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, resume: Path | None, num_updates: int) -> _Run:
     """Check the settings (and on resume the saved run, before anything is written), then open
     the run folder, the envs and the algorithm with its initial or restored state."""
-    require(algo_name in ALGORITHMS and ALGORITHMS[algo_name].kind == "on-policy",
-            f"unknown on-policy algorithm '{algo_name}'; choose from {sorted(k for k, v in ALGORITHMS.items() if v.kind == 'on-policy')}")
-    spu = algo_config.steps_per_update
-    require(spu % run.num_envs == 0, f"--steps-per-update ({spu}) must be a multiple of --num-envs ({run.num_envs})")
+    check_on_policy(algo_name, run, algo_config, resume)
     start_update, elapsed, recent, ckpt = 0, 0.0, [], None
     if resume is not None:
         lock, ckpt, meta = claim_resume(resume, algo_name, run, algo_config, RESUMABLE)
     else:
-        lock = claim_new_run(Path(run.run_dir) if run.run_dir else default_run_dir(algo_name, run.env, run.seed), run.overwrite)
+        lock = claim_new_run(new_run_dir(algo_name, run), run.overwrite)
     try:
         if ckpt is not None:
             point = resume_point(meta, ckpt)
@@ -220,7 +170,10 @@ def _train(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, r: _Run,
                 row = _row(update * spu, time.perf_counter() - t_start, spu / (time.perf_counter() - t0), recent, finished, metrics)
                 last = update == num_updates
                 if run.eval_episodes and ((eval_every and update % eval_every == 0) or last):
-                    final_eval = _evaluate(snapshot(state), run, seed=run.seed + 10_000 + update)
+                    if last:  # the training bar ends here, complete; the final evaluation shows its own
+                        bar.advance(row["step"], row["episode_return_mean"])
+                        bar.stop()
+                    final_eval = _evaluate(snapshot(state), run, seed=run.seed + 10_000 + update, show=last and run.progress)
                     row["eval_return_mean"] = final_eval["return_mean"]
                 logger.log(row)
                 committed = (state, update)
@@ -275,10 +228,13 @@ def _row(step: int, wall_time: float, steps_per_second: float, recent: deque, fi
     }
 
 
-def _evaluate(agent: TrainedPolicy, run: RunConfig, seed: int) -> dict[str, float]:
+def _evaluate(agent: TrainedPolicy, run: RunConfig, seed: int, show: bool = False) -> dict[str, float]:
+    """run.eval_episodes episodes of the agent, shown as the "final evaluation" phase when `show`."""
     from policysearch.run.evaluation import evaluate
 
-    return evaluate(agent, run.env, run.eval_episodes, seed=seed, backend=run.backend)
+    with phase("final evaluation", run.eval_episodes, enabled=show, unit="episodes") as bar:
+        return evaluate(agent, run.env, run.eval_episodes, seed=seed, backend=run.backend,
+                        on_episode=lambda n, ret: bar.advance(n, detail=f"return {ret:.1f}"))
 
 
 def _finish_artifacts(run_dir: Path, run: RunConfig, algo_name: str, agent: TrainedPolicy) -> None:
@@ -287,7 +243,7 @@ def _finish_artifacts(run_dir: Path, run: RunConfig, algo_name: str, agent: Trai
 
     plot_learning_curve(run_dir, f"{algo_name.upper()} on {run.env}")
     if run.video and (run.env in ENVPOOL_MUJOCO or "mujoco" in str(getattr(_gym_spec(run.env), "entry_point", ""))):
-        record_video(agent, run.env, run_dir / "policy.mp4", seed=run.seed)
+        record_video(agent, run.env, run_dir / "policy.mp4", seed=run.seed, progress=run.progress)
 
 
 def _gym_spec(env_id: str) -> Any:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,15 @@ from policysearch.algos.gps import GPS, OBS_CLIP, GPSConfig, GPSState, make_gps,
 from policysearch.envs import EnvSpec
 from policysearch.envs.problems import GPSProblem, JaxTaskProblem, MujocoProblem, arm_reach_conditions
 from policysearch.envs.systems import TASKS
-from policysearch.errors import UserError, require, require_finite_fields, require_positive, require_seed
+from policysearch.errors import UserError, require
+from policysearch.run.config import GPSRunConfig
 from policysearch.run.checkpoint import load_extra, save_checkpoint, write_json_atomic
 from policysearch.run import signals
 from policysearch.run.finite import require_finite_update
-from policysearch.run.folder import claim_new_run, claim_resume, default_run_dir, write_config
+from policysearch.run.folder import claim_new_run, claim_resume, write_config
 from policysearch.run.gps_checkpoint import state_from_checkpoint, state_to_checkpoint
+from policysearch.run.progress import Phases, phase
+from policysearch.run.trainers import GPS_FOLDER_FIX, new_run_dir
 from policysearch.run.snapshot import TrainResult, frozen_policy, policy_meta
 
 MUJOCO_TASKS = ("Swimmer", "Hopper", "Walker2d", "Walker2dTerrain")
@@ -38,58 +40,6 @@ RESUMABLE = ("iterations",)
 """The one setting a resumed GPS run may change (more iterations continue it); any other change,
 of the task or of the algorithm, would make the saved sample set and policies inconsistent with
 the run."""
-
-
-@dataclass(frozen=True)
-class GPSRunConfig:
-    """What GPS trains on and where the run goes."""
-
-    env: str = "arm-reach-dense"
-    """A task with a dynamics model: a JAX system (arm-reach-dense, arm-reach, pendulum-swingup,
-    cartpole-swingup) or a MuJoCo robot with a locomotion cost (Swimmer-v5, Hopper-v5, Walker2d-v5,
-    policysearch/Walker2dTerrain-v0: one condition per --terrains seed)."""
-    conditions: int = 4
-    """Training conditions (initial states). arm-reach-dense has its 4 documented starts; other
-    tasks use the default start and perturbed ones."""
-    horizon: int = 0
-    """Time steps T of every trajectory (0: the task's default, 150 for MuJoCo robots)."""
-    condition_spread: float = 0.1
-    """Perturbation (rad) of the joint angles of the extra initial states."""
-    terrains: tuple[int, ...] = (0, 1, 2, 3)
-    """Training terrain seeds of policysearch/Walker2dTerrain-v0 (one condition each, or --segments each; --conditions is ignored there)."""
-    segments: int = 1
-    """On terrains: each terrain's example motion over segments x horizon steps is cut into this
-    many conditions of --horizon steps, each from the motion's state there (short guiding
-    trajectories along a long walk; `MujocoProblem`). Needs an example motion."""
-    example_policy: str = ""
-    """A trained policysearch run (PPO, TRPO or GPS) whose deterministic rollout from each condition
-    is the controls iLQR starts from: the paper initialised DDP from example motions. MuJoCo robots
-    only; empty: the robot's default start (`control.costs.initial_controls`, for the walkers built window by window by `control.receding`)."""
-    example_controls: str = ""
-    """A GPS run of the same task whose saved DDP controllers' nominal controls are iLQR's start
-    at each condition (instead of --example-policy's rollouts): GPS again with other settings
-    from the same DDP solutions, without solving them again from the example."""
-    target_velocity: float = 1.0
-    """Forward velocity (m/s) of the MuJoCo robots' locomotion cost."""
-    seed: int = 0
-    """Seed of parameters, sampling and initial-state perturbations."""
-    run_dir: str = ""
-    """Where the run goes (default: runs/gps-ENV-sSEED)."""
-    eval_episodes: int = 10
-    """Episodes of the final evaluation on the real env (MuJoCo robots)."""
-    overwrite: bool = False
-    """Start afresh in a run dir that already holds a run."""
-    json: bool = False
-    """Print the summary as one JSON object."""
-
-    def __post_init__(self) -> None:
-        require_positive("conditions", self.conditions)
-        require_positive("segments", self.segments)
-        require(self.horizon >= 0, f"--horizon must be >= 0, got {self.horizon}")
-        require(self.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {self.eval_episodes}")
-        require(self.target_velocity > 0, f"--target-velocity must be > 0, got {self.target_velocity}")
-        require_seed(self.seed)
-        require_finite_fields(self)
 
 
 def is_mujoco_task(env: str) -> bool:
@@ -169,12 +119,14 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = No
         lock, ckpt, meta = claim_resume(resume, "gps", run, algo, RESUMABLE)
         run = dataclasses.replace(run, run_dir=str(lock.run_dir))
     else:
-        lock = claim_new_run(Path(run.run_dir) if run.run_dir else default_run_dir("gps", run.env, run.seed), run.overwrite,
-                             fix="pass --overwrite to replace it, or choose another --run-dir")
+        lock = claim_new_run(new_run_dir("gps", run), run.overwrite, fix=GPS_FOLDER_FIX)
     with lock:
         if resume:
             require("gps_state" in meta, f"'{ckpt}' holds no GPS state (written before GPS runs could be resumed); start a new run")
-        problem = make_problem(run)
+        # the phases go to stdout with the iteration lines; --json keeps stdout one JSON object, so they are off then
+        show = run.progress and not run.json
+        with phase(f"building the {run.env} model and its conditions", enabled=show and is_mujoco_task(run.env)):
+            problem = make_problem(run)
         gps = make_gps(algo, problem)
         run_dir = lock.run_dir
         if resume:
@@ -185,10 +137,16 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = No
         logger = MetricsLogger(run_dir, resume_step=len(state.store) * problem.horizon if state is not None else None)
         t0 = time.perf_counter() - elapsed
         try:
-            state = gps.init(run.seed) if state is None else state
+            if state is None:
+                with Phases(enabled=show) as phases:
+                    state = gps.init(run.seed, on_progress=phases)
+            compiled = False
             while state.iteration < algo.iterations:
                 signals.raise_if_stopped()
-                state, row = gps.iteration(state)
+                # the first iteration of this process compiles its optimisers (seconds): its phases stay on the console
+                with Phases(enabled=show, transient=compiled) as phases:
+                    state, row = gps.iteration(state, on_progress=phases)
+                compiled = True
                 require_finite_update(state.best, row, row["iteration"], row["samples"] * problem.horizon)
                 row = dict(row, step=row["samples"] * problem.horizon, wall_time=time.perf_counter() - t0)
                 logger.log(row)
@@ -201,7 +159,7 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = No
             signals.raise_if_stopped()
         finally:
             logger.close()
-        return _finish(run, run_dir, gps, state, spec, time.perf_counter() - t0)
+        return _finish(run, run_dir, gps, state, spec, time.perf_counter() - t0, show)
 
 
 def describe_iteration(row: dict[str, Any]) -> str:
@@ -218,12 +176,17 @@ def describe(summary: dict[str, Any]) -> str:
             f"iterations accepted, {summary['real_steps']} real steps, {summary['seconds']:.0f} s){extra}; run in {summary['run_dir']}")
 
 
-def _finish(run: GPSRunConfig, run_dir: Path, gps: GPS, state: GPSState, spec: EnvSpec, seconds: float) -> TrainResult:
-    """Save the guiding controllers, score the policy, plot and write summary.json."""
+def _finish(run: GPSRunConfig, run_dir: Path, gps: GPS, state: GPSState, spec: EnvSpec, seconds: float, show: bool = False) -> TrainResult:
+    """Save the guiding controllers, score the policy, plot and write summary.json (the scoring
+    shown as phases when `show`)."""
     problem = gps.problem
     for c, j in enumerate(state.ddp_sources):
         state.sources[j].controller.save(run_dir / "controllers" / f"condition_{c}", {"env": run.env, "condition": c})
-    costs = [policy_cost(problem, gps.policy, state.best, state.obs_stats, c) for c in range(len(problem.conditions))]
+    costs = []
+    with phase("true cost of the final policy", len(problem.conditions), enabled=show, unit="conditions") as bar:
+        for c in range(len(problem.conditions)):
+            costs.append(policy_cost(problem, gps.policy, state.best, state.obs_stats, c))
+            bar.advance(c + 1, detail=f"condition {c + 1}: cost {costs[-1]:.4g}")
     summary = {
         "env": run.env, "conditions": len(problem.conditions), "horizon": problem.horizon, "iterations": len(state.history),
         "accepted": sum(r["accepted"] for r in state.history), "policy_cost": float(np.mean(costs)),
@@ -234,25 +197,13 @@ def _finish(run: GPSRunConfig, run_dir: Path, gps: GPS, state: GPSState, spec: E
     if is_mujoco_task(run.env) and run.eval_episodes and not problem.terrains:
         from policysearch.run.evaluation import evaluate
 
-        summary.update({f"eval_{k}": v for k, v in evaluate(agent, run.env, run.eval_episodes, seed=run.seed + 10_000).items()})
-    _plot(run_dir, state, run.env)
+        with phase(f"final evaluation on {run.env}", run.eval_episodes, enabled=show, unit="episodes") as bar:
+            result = evaluate(agent, run.env, run.eval_episodes, seed=run.seed + 10_000,
+                              on_episode=lambda n, ret: bar.advance(n, detail=f"return {ret:.1f}"))
+        summary.update({f"eval_{k}": v for k, v in result.items()})
+    from policysearch.run.viz import plot_gps_curve  # the one drawing `policysearch plot` redraws from metrics.csv
+
+    plot_gps_curve(run_dir, state.history, float(np.mean(state.ddp_costs)), run.env)
     summary["run_dir"] = str(run_dir)
     write_json_atomic(run_dir / "summary.json", summary)
     return TrainResult(run_dir, agent, summary)
-
-
-def _plot(run_dir: Path, state: GPSState, env: str) -> Path:
-    import matplotlib.pyplot as plt
-
-    from policysearch.run.viz import save_axes
-
-    history = state.history
-    it = [0] + [r["iteration"] for r in history]
-    cost = [history[0]["policy_cost_initial"]] + [r["policy_cost_mean"] for r in history]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
-    ax.plot(it, cost, "o-", label="GPS policy (mean over conditions)")
-    ax.axhline(float(np.mean(state.ddp_costs)), color="k", ls="--", label="DDP controllers")
-    for r in history:
-        if not r["accepted"]:
-            ax.plot(r["iteration"], r["policy_cost_mean"], "x", color="tab:red")
-    return save_axes(fig, ax, run_dir / "learning_curve.png", "GPS iteration (x: rejected)", "cost", f"GPS on {env}")

@@ -43,7 +43,12 @@ from policysearch.control.lqg import LinearGaussianController
 from policysearch.core.estimators import effective_sample_size
 from policysearch.core.normalize import RunningStats
 from policysearch.core.policies import Policy, PolicyParams
-from policysearch.envs.problems import Act, GPSProblem
+from policysearch.envs.problems import Act, GPSProblem, Report
+
+InitProgress = Callable[[str, int, "int | None", str], None]
+"""on_progress(phase, done, total, detail) of `init_gps` as it goes: the phase's title, how many of
+its `total` steps are done (total None: one opaque call, reported with done 0 before it and done 1
+after it) and what it is doing now. The run layer shows it; the algorithm prints nothing."""
 
 
 def controller_act(ctrl: LinearGaussianController, t: jax.Array, x: jax.Array, key: jax.Array) -> jax.Array:
@@ -145,8 +150,10 @@ class GPS(NamedTuple):
     config: GPSConfig
     problem: GPSProblem
     policy: Policy
-    init: Callable[[int], GPSState]
-    iteration: Callable[[GPSState], tuple[GPSState, dict[str, Any]]]
+    init: Callable[..., GPSState]
+    """init(seed, on_progress=None): `init_gps`."""
+    iteration: Callable[..., tuple[GPSState, dict[str, Any]]]
+    """iteration(state, on_progress=None): `gps_iteration`."""
 
 
 def make_gps(config: GPSConfig, problem: GPSProblem) -> GPS:
@@ -154,10 +161,12 @@ def make_gps(config: GPSConfig, problem: GPSProblem) -> GPS:
     return GPS(config, problem, policy, partial(init_gps, problem, config, policy), partial(gps_iteration, problem, config, policy))
 
 
-def _guiding(problem: GPSProblem, config: GPSConfig, state: GPSState, c: int, extra: Any = None) -> tuple[LinearGaussianController, float, GPSState]:
+def _guiding(problem: GPSProblem, config: GPSConfig, state: GPSState, c: int, extra: Any = None,
+             on_iteration: Report | None = None) -> tuple[LinearGaussianController, float, GPSState]:
     """Line 1 (and 9): the DDP controller of condition c with its covariance bounded, its true
     cost, and the state with the solution's controls as c's next warm start."""
-    g = problem.guiding(c, config.guiding_temperature, config.ilqr_iterations, extra, config.guiding_gain_reg, state.warm_starts)
+    g = problem.guiding(c, config.guiding_temperature, config.ilqr_iterations, extra, config.guiding_gain_reg, state.warm_starts,
+                        on_iteration=on_iteration)
     half_range = 0.5 * float(np.min(np.asarray(problem.u_high) - np.asarray(problem.u_low)))
     ctrl = g.controller.with_std_bounds(config.guiding_min_std * half_range, config.guiding_max_std * half_range)
     warm = tuple(g.controls if i == c else u for i, u in enumerate(state.warm_starts))
@@ -204,46 +213,89 @@ def _costs(problem: GPSProblem, policy: Policy, params: PolicyParams, stats: Run
     return tuple(policy_cost(problem, policy, params, stats, c) for c in range(len(problem.conditions)))
 
 
-def init_gps(problem: GPSProblem, config: GPSConfig, policy: Policy, seed: int) -> GPSState:
+def _no_progress(phase: str, done: int, total: int | None, detail: str) -> None:
+    pass
+
+
+def _solve_progress(on_progress: InitProgress, phase: str, c: int, C: int, iterations: int) -> Report:
+    """The guiding solve's reports at condition c as on_progress details."""
+    def on_iteration(r: dict) -> None:
+        where = f"window from step {r['start']}" if "start" in r else f"iteration {r['iteration']}/{iterations}"
+        on_progress(phase, c, C, f"condition {c + 1}: {r.get('stage', 'iLQR')} {where}, cost {r['cost']:.4g}")
+    return on_iteration
+
+
+def init_gps(problem: GPSProblem, config: GPSConfig, policy: Policy, seed: int, on_progress: InitProgress | None = None) -> GPSState:
     """Lines 1-4: DDP solutions and their guiding samples, the input standardisation, theta* by
-    maximum likelihood, and the first samples of pi_theta*."""
+    maximum likelihood, and the first samples of pi_theta*; on_progress (`InitProgress`) hears
+    each phase as it goes."""
+    report = on_progress or _no_progress
     C = len(problem.conditions)
     state = GPSState(iteration=0, key=jax.random.PRNGKey(seed), w_r=config.w_r, best=policy.init(jax.random.PRNGKey(seed)), best_costs=(),
                      initial_cost=0.0, store=SampleStore(), sources=(), guiding=frozenset(), policy_sources=(), ddp_sources=(),
                      ddp_costs=(), obs_stats=None, warm_starts=(None,) * C)
+    ddp = "DDP solutions and guiding samples"
     for c in range(C):  # lines 1-2
-        ctrl, cost, state = _guiding(problem, config, state, c)
+        report(ddp, c, C, f"condition {c + 1}: DDP solve")
+        solve_progress = None if on_progress is None else _solve_progress(on_progress, ddp, c, C, config.ilqr_iterations)
+        ctrl, cost, state = _guiding(problem, config, state, c, on_iteration=solve_progress)
+        report(ddp, c, C, f"condition {c + 1}: {config.guiding_samples} guiding samples, DDP cost {cost:.4g}")
         key, sub = jax.random.split(state.key)
         state, j = _draw_guiding(problem, config, dataclasses.replace(state, key=sub), c, ctrl)
         state = dataclasses.replace(state, key=key, ddp_sources=state.ddp_sources + (j,), ddp_costs=state.ddp_costs + (cost,))
+        report(ddp, c + 1, C, f"condition {c + 1}: DDP cost {cost:.4g}")
     stats = observation_stats(_inputs(problem), state.store) if config.normalize_obs else None
     state = dataclasses.replace(state, obs_stats=stats)
     key, k_init = jax.random.split(state.key)  # line 3
-    best = fit_max_likelihood(policy.init(k_init), _sample_set(problem, policy, state, state.guiding), policy, config.init_iterations)
+    fit = f"maximum-likelihood fit of the policy ({config.init_iterations} L-BFGS iterations)"
+    report(fit, 0, None, "")
+    best = jax.block_until_ready(fit_max_likelihood(policy.init(k_init), _sample_set(problem, policy, state, state.guiding), policy,
+                                                    config.init_iterations))
+    report(fit, 1, None, "")
+    first = "first policy: samples and true costs"
+    report(first, 0, 2, f"{config.policy_samples} samples at each of {C} conditions")
     key, sub = jax.random.split(key)  # line 4
     state = _draw_policy(problem, config, policy, dataclasses.replace(state, key=sub), best)
+    report(first, 1, 2, f"true cost from each of {C} conditions")
     costs = _costs(problem, policy, best, stats)
+    report(first, 2, 2, f"cost {float(np.mean(costs)):.4g}")
     return dataclasses.replace(state, key=key, best=best, best_costs=costs, initial_cost=float(np.mean(costs)))
 
 
-def gps_iteration(problem: GPSProblem, config: GPSConfig, policy: Policy, state: GPSState) -> tuple[GPSState, dict[str, Any]]:
+def gps_iteration(problem: GPSProblem, config: GPSConfig, policy: Policy, state: GPSState,
+                  on_progress: InitProgress | None = None) -> tuple[GPSState, dict[str, Any]]:
     """Lines 6-17, once: theta_k from Phi on S_k, its samples, optionally adaptive guiding
     samples, and the importance-sampled accept/reject of theta_k against theta*. Returns the new
-    state and the iteration's row."""
+    state and the iteration's row; on_progress hears its phases as `init_gps`'s."""
+    report = on_progress or _no_progress
     C, k = len(problem.conditions), state.iteration + 1
     chosen = state.guiding | set(state.policy_sources[-config.recent_policies:])  # line 6
-    theta_k = maximise_phi(state.best, _sample_set(problem, policy, state, chosen), jnp.asarray(state.w_r, jnp.float32), policy,
-                           config.lbfgs_iterations)  # line 7
+    lbfgs = f"iteration {k}: maximising Phi ({config.lbfgs_iterations} L-BFGS iterations)"
+    report(lbfgs, 0, None, "")
+    theta_k = jax.block_until_ready(maximise_phi(state.best, _sample_set(problem, policy, state, chosen), jnp.asarray(state.w_r, jnp.float32),
+                                                 policy, config.lbfgs_iterations))  # line 7
+    report(lbfgs, 1, None, "")
+    drawn = f"iteration {k}: samples of the new policy"
+    report(drawn, 0, None, "")
     key, sub = jax.random.split(state.key)
     state = _draw_policy(problem, config, policy, dataclasses.replace(state, key=sub), theta_k)  # line 8
+    report(drawn, 1, None, "")
     chosen = chosen | {state.policy_sources[-1]}
     if config.adaptive_guiding:  # line 9
         args = (theta_k, state.obs_stats, jnp.asarray(config.adaptive_weight))
+        ddp = f"iteration {k}: adaptive DDP solutions and guiding samples"
         for c in range(C):
-            ctrl, _, state = _guiding(problem, config, state, c, (AdaptiveCost(policy, PolicyInput(problem.features_for(c))), args))
+            report(ddp, c, C, f"condition {c + 1}: DDP solve")
+            solve_progress = None if on_progress is None else _solve_progress(on_progress, ddp, c, C, config.ilqr_iterations)
+            ctrl, _, state = _guiding(problem, config, state, c, (AdaptiveCost(policy, PolicyInput(problem.features_for(c))), args),
+                                      on_iteration=solve_progress)
+            report(ddp, c, C, f"condition {c + 1}: {config.guiding_samples} guiding samples")
             key, sub = jax.random.split(key)
             state, j = _draw_guiding(problem, config, dataclasses.replace(state, key=sub), c, ctrl)
             chosen = chosen | {j}
+            report(ddp, c + 1, C, "")
+    values = f"iteration {k}: importance-sampled values and true costs"
+    report(values, 0, None, "")
     s_k = _sample_set(problem, policy, state, chosen)
     v_new = float(estimated_value(theta_k, s_k, policy))  # line 10
     v_best = float(estimated_value(state.best, s_k, policy))
@@ -252,6 +304,7 @@ def gps_iteration(problem: GPSProblem, config: GPSConfig, policy: Policy, state:
     accepted, w_r = accept_or_reject(jnp.asarray(state.w_r, jnp.float32), jnp.asarray(compared[0]), jnp.asarray(compared[1]),
                                      config.w_r_factor, config.w_r_min, config.w_r_max)
     ess = np.asarray(final_step_ess(theta_k, s_k, policy))  # a diagnostic: how many samples the estimate rests on
+    report(values, 1, None, "")
     if bool(accepted):  # lines 11-13
         state = dataclasses.replace(state, best=theta_k, best_costs=new_costs)
     elif config.resample_best:  # line 16
