@@ -256,7 +256,8 @@ def test_cli_train_gps_writes_the_run_and_eval_reads_it(tmp_path) -> None:
            "--run-dir", str(run_dir), "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(out.stdout.strip().splitlines()) == 1 and "DDP solutions" not in out.stderr, out.stdout  # --json: no progress
+    summary = json.loads(out.stdout)
     assert summary["iterations"] == 2 and summary["conditions"] == 2 and summary["real_steps"] == summary["samples"] * 30
     for name in ("config.json", "metrics.csv", "learning_curve.png", "summary.json", "controllers/condition_1"):
         assert (run_dir / name).exists(), name

@@ -5,10 +5,7 @@ do before the first iteration line and after the last, off with --json."""
 from __future__ import annotations
 
 import io
-import json
 import re
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,8 +15,6 @@ from policysearch.run.progress import Phases, TrainProgress, phase
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 ETA = re.compile(r"ETA \d+:\d\d:\d\d")
-GPS_TINY = ["--env", "arm-reach-dense", "--horizon", "20", "--conditions", "2", "--iterations", "1", "--lbfgs-iterations", "10",
-            "--init-iterations", "20", "--ilqr-iterations", "30", "--guiding-samples", "6", "--policy-samples", "3"]
 
 
 def _last_line(console: Console) -> str:
@@ -100,14 +95,6 @@ def test_gps_shows_its_phases_before_the_first_iteration_and_after_the_last(tmp_
              "first policy: samples and true costs: 2/2 in", "iter   1", "true cost of the final policy: 2/2 conditions in"]
     at = [out.find(s) for s in order]
     assert all(i >= 0 for i in at) and at == sorted(at), out
-
-
-def test_gps_json_keeps_stdout_one_json_object(tmp_path) -> None:
-    out = subprocess.run([sys.executable, "-m", "policysearch.cli", "train", "gps", *GPS_TINY, "--run-dir", str(tmp_path / "g"), "--json"],
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert len(out.stdout.strip().splitlines()) == 1 and json.loads(out.stdout)["iterations"] == 1, out.stdout
-    assert "DDP solutions" not in out.stderr
 
 
 def test_on_policy_final_evaluation_reports_its_episodes(tmp_path, capsys) -> None:
