@@ -233,3 +233,22 @@ def test_python_api_writes_files_only_where_asked(tmp_path: Path, monkeypatch: p
     assert 'resume("r", total_steps)' in str(err.value) and "overwrite=True" in str(err.value) and "--" not in str(err.value)
     with pytest.raises(policysearch.UserError, match="^learning_rate= must be positive"):
         policysearch.PPO("CartPole-v1", learning_rate=-1.0)
+
+
+def test_profile_times_every_phase_and_changes_nothing(tmp_path: Path) -> None:
+    """--profile splits the updates' wall time into phases (the first update, which compiles,
+    left out) and writes profile.json; the run it times computes exactly what an untimed run does."""
+    plain = train("ppo", _run(tmp_path / "plain", total=2048), SMALL)
+    timed = train("ppo", dataclasses.replace(_run(tmp_path / "timed", total=2048), profile=True), SMALL)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("wall_time", "steps_per_second")} for r in rows]  # noqa: E731
+    assert strip(_rows(tmp_path / "plain")) == strip(_rows(tmp_path / "timed"))
+    assert "profile" not in plain.summary
+    prof = timed.summary["profile"]
+    steps_per_update = SMALL.steps_per_update
+    assert prof["updates"] == 2048 // steps_per_update - 1 and prof["steps"] == prof["updates"] * steps_per_update
+    for phase in ("env", "policy", "rollout other", "to device", "update", "logging"):
+        assert prof[phase] > 0, phase
+    phases = sum(v for k, v in prof.items() if k not in ("total", "updates", "steps", "steps_per_second", "env_steps_per_second"))
+    assert prof["total"] == pytest.approx(phases)
+    assert prof["env_steps_per_second"] > prof["steps_per_second"] > 0
+    assert json.loads((tmp_path / "timed" / "profile.json").read_text()) == pytest.approx(prof)

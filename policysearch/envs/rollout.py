@@ -4,8 +4,10 @@ their running statistics and samples the actions of all N envs."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Callable, ContextManager
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +17,14 @@ from policysearch.algos.base import Batch
 from policysearch.core.normalize import NormConfig, NormState, RunningStats, normalize, scale_rewards, update_stats
 from policysearch.core.policies import Policy, PolicyParams
 from policysearch.envs import VecEnv
+
+
+Timer = Callable[[str], ContextManager[None]]
+"""times(phase) -> a context that times one span of `phase` (`run.timing.PhaseTimes`)."""
+
+
+def _untimed(phase: str) -> ContextManager[None]:
+    return nullcontext()
 
 
 @partial(jax.jit, static_argnames=("policy", "update", "clip", "deterministic"))
@@ -71,9 +81,12 @@ class Collector:
         self.episodes = EpisodeTracker(env.num_envs)
 
     def collect(
-        self, params: PolicyParams, norm_state: NormState, key: jax.Array, num_steps: int
+        self, params: PolicyParams, norm_state: NormState, key: jax.Array, num_steps: int, times: Timer | None = None,
     ) -> tuple[Batch, NormState, jax.Array]:
-        """Run num_steps vector steps; returns the batch, the updated statistics and the key."""
+        """Run num_steps vector steps; returns the batch, the updated statistics and the key.
+        `times(phase)` (`run.timing.PhaseTimes`) times the phases "policy", "env", "rollout
+        other" and "to device"."""
+        times = times or _untimed
         n, clip = self.env.num_envs, (self.norm.clip_obs if self.norm.obs else None)
         obs_buf = np.zeros((num_steps, n, self.policy.obs_dim), np.float32)
         act_shape = (num_steps, n, self.policy.action_dim) if self.policy.kind == "gaussian" else (num_steps, n)
@@ -82,28 +95,33 @@ class Collector:
         term_buf, trunc_buf, valid_buf = (np.zeros((num_steps, n), np.float32) for _ in range(3))
         obs_stats = norm_state.obs
         for t in range(num_steps):
-            obs, action, logp, value, obs_stats, key = act(
-                self.policy, params, obs_stats, self.obs, key, True, clip
+            with times("policy"):
+                obs, action, logp, value, obs_stats, key = act(self.policy, params, obs_stats, self.obs, key, True, clip)
+                obs, action, logp, value = jax.device_get((obs, action, logp, value))
+            with times("env"):
+                next_obs, reward, terminated, truncated = self.env.step(action)
+            with times("rollout other"):
+                valid = ~self.prev_done
+                obs_buf[t], act_buf[t], logp_buf[t], val_buf[t] = obs, action, logp, value
+                rew_buf[t], term_buf[t], trunc_buf[t], valid_buf[t] = reward, terminated, truncated, valid
+                done = terminated | truncated
+                self.episodes.record(reward, done, valid)
+                self.prev_done = done
+                self.obs = next_obs
+        with times("policy"):
+            _, _, _, last_value, _, _ = act(self.policy, params, obs_stats, self.obs, key, False, clip)
+        with times("to device"):
+            norm_state = norm_state._replace(obs=obs_stats)
+            rewards = jnp.asarray(rew_buf)
+            if self.norm.reward:
+                norm_state, rewards = scale_rewards(
+                    norm_state, rewards, jnp.asarray(np.maximum(term_buf, trunc_buf)), jnp.asarray(valid_buf),
+                    self.gamma, self.norm.clip_reward,
+                )
+            batch = Batch(
+                jnp.asarray(obs_buf), jnp.asarray(act_buf), jnp.asarray(logp_buf), jnp.asarray(val_buf), rewards,
+                jnp.asarray(term_buf), jnp.asarray(trunc_buf), jnp.asarray(valid_buf), last_value,
             )
-            obs, action, logp, value = jax.device_get((obs, action, logp, value))
-            next_obs, reward, terminated, truncated = self.env.step(action)
-            valid = ~self.prev_done
-            obs_buf[t], act_buf[t], logp_buf[t], val_buf[t] = obs, action, logp, value
-            rew_buf[t], term_buf[t], trunc_buf[t], valid_buf[t] = reward, terminated, truncated, valid
-            done = terminated | truncated
-            self.episodes.record(reward, done, valid)
-            self.prev_done = done
-            self.obs = next_obs
-        _, _, _, last_value, _, _ = act(self.policy, params, obs_stats, self.obs, key, False, clip)
-        norm_state = norm_state._replace(obs=obs_stats)
-        rewards = jnp.asarray(rew_buf)
-        if self.norm.reward:
-            norm_state, rewards = scale_rewards(
-                norm_state, rewards, jnp.asarray(np.maximum(term_buf, trunc_buf)), jnp.asarray(valid_buf),
-                self.gamma, self.norm.clip_reward,
-            )
-        batch = Batch(
-            jnp.asarray(obs_buf), jnp.asarray(act_buf), jnp.asarray(logp_buf), jnp.asarray(val_buf), rewards,
-            jnp.asarray(term_buf), jnp.asarray(trunc_buf), jnp.asarray(valid_buf), last_value,
-        )
+            if times is not _untimed:  # profiled: this phase ends when its arrays exist
+                jax.block_until_ready(batch)
         return batch, norm_state, key

@@ -59,6 +59,10 @@ class RunConfig:
     """Render an MP4 of the trained policy at the end (MuJoCo tasks)."""
     progress: bool = True
     """Show a live progress bar."""
+    profile: bool = False
+    """Time each phase of every update (env stepping, policy, transfers, the update, logging,
+    checkpoints) and print the table at the end (also RUN_DIR/profile.json; the first update,
+    which compiles, is left out)."""
     overwrite: bool = False
     """Start afresh in a run dir that already holds a run (its checkpoints are deleted)."""
 

@@ -27,10 +27,10 @@ input standardisation in meta.json and its parameters alone in arrays.safetensor
 algorithm, and the training state in state.safetensors."""
 
 RUN_ENTRIES = ("config.json", "metrics.csv", "tb", "checkpoints", "learning_curve.png", "policy.mp4", "summary.json", "controllers",
-               "controller", "cost.png", "plan.json", "plan.mp4")
+               "controller", "cost.png", "plan.json", "plan.mp4", "profile.json")
 """What a run writes into its folder: the entries `--overwrite` removes."""
 
-OUTPUT_SETTINGS = ("run_dir", "overwrite", "progress", "json", "video", "eval_every", "eval_episodes", "checkpoint_every")
+OUTPUT_SETTINGS = ("run_dir", "overwrite", "progress", "profile", "json", "video", "eval_every", "eval_episodes", "checkpoint_every")
 """Settings that say where and how a run reports, not what it computes: free to change on resume."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 import warnings
 from collections import deque
@@ -23,12 +24,13 @@ from policysearch.envs.rollout import Collector
 from policysearch.errors import NonFiniteError, UserError, require
 from policysearch.run import signals
 from policysearch.run.config import RunConfig
-from policysearch.run.checkpoint import fill_tree, load_extra, named_arrays, save_checkpoint
+from policysearch.run.checkpoint import fill_tree, load_extra, named_arrays, save_checkpoint, write_json_atomic
 from policysearch.run.folder import claim_new_run, claim_resume, write_config
 from policysearch.run.lock import RunLock
 from policysearch.run.logging import MetricsLogger
 from policysearch.run.schema import from_dict
 from policysearch.run.finite import require_finite_update
+from policysearch.run.timing import NoTimes, PhaseTimes
 from policysearch.run.progress import TrainProgress, phase
 from policysearch.run.trainers import check_on_policy, new_run_dir
 from policysearch.run.snapshot import TrainedPolicy, TrainResult, policy_meta
@@ -154,14 +156,16 @@ def _train(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, r: _Run,
     t_start = time.perf_counter() - r.elapsed
     final_eval, kl_warned = None, False
     logger = MetricsLogger(run_dir, resume_step=r.start_update * spu if resumed else None)
+    times = PhaseTimes() if run.profile else NoTimes()
     with TrainProgress(f"{algo_name} {run.env}", num_updates * spu, r.start_update * spu, enabled=run.progress) as bar:
         try:
             for update in range(r.start_update + 1, num_updates + 1):
                 signals.raise_if_stopped()
                 t0 = time.perf_counter()
-                batch, norm, key = collector.collect(state.algo.params, state.norm, state.key, T)
-                algo_state, metrics = algo.update(state.algo, batch)
-                metrics = jax.device_get(metrics)  # waits for the update, so steps_per_second includes it
+                batch, norm, key = collector.collect(state.algo.params, state.norm, state.key, T, times)
+                with times("update"):
+                    algo_state, metrics = algo.update(state.algo, batch)
+                    metrics = jax.device_get(metrics)  # waits for the update, so steps_per_second includes it
                 require_finite_update(algo_state.params, metrics, update, update * spu)
                 state = TrainState(algo_state, norm, key)
                 kl_warned = warn_kl(metrics, algo_config, update, kl_warned)
@@ -173,16 +177,22 @@ def _train(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, r: _Run,
                     if last:  # the training bar ends here, complete; the final evaluation shows its own
                         bar.advance(row["step"], row["episode_return_mean"])
                         bar.stop()
-                    final_eval = _evaluate(snapshot(state), run, seed=run.seed + 10_000 + update, show=last and run.progress)
+                    with times("evaluation"):
+                        final_eval = _evaluate(snapshot(state), run, seed=run.seed + 10_000 + update, show=last and run.progress)
                     row["eval_return_mean"] = final_eval["return_mean"]
-                logger.log(row)
+                with times("logging"):
+                    logger.log(row)
                 committed = (state, update)
                 if on_update is not None:
                     on_update(row)
                 if update % ckpt_every == 0 or last:
-                    checkpoint(state, update, time.perf_counter() - t_start)
+                    with times("checkpoint"):
+                        checkpoint(state, update, time.perf_counter() - t_start)
                     last_saved = update
                 bar.advance(row["step"], row["episode_return_mean"])
+                times.count(spu)
+                if update == r.start_update + 1:
+                    times.reset()  # the first update compiles: not the steady state
             signals.raise_if_stopped()
         except (KeyboardInterrupt, NonFiniteError):
             if committed[1] > last_saved:
@@ -195,6 +205,10 @@ def _train(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, r: _Run,
     _finish_artifacts(run_dir, run, algo_name, agent)
     summary: dict[str, Any] = {"run_dir": str(run_dir)}
     summary.update({f"eval_{k}": v for k, v in (final_eval or {}).items()})
+    if run.profile:
+        summary["profile"] = times.summary()
+        write_json_atomic(run_dir / "profile.json", summary["profile"])
+        print(times.table(f"{algo_name} {run.env}, {run.num_envs} envs (first update left out)"), file=sys.stderr)
     return TrainResult(run_dir, agent, summary)
 
 

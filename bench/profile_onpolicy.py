@@ -1,0 +1,86 @@
+"""Where an on-policy update's wall time goes, for PPO, TRPO and PG with their defaults, next to
+the machine's limit: the env stepping alone (EnvPool, the same envs and threads, random actions,
+no policy).
+
+    python bench/profile_onpolicy.py [--steps 65536] [--env Hopper-v5] [--num-envs 8]
+
+For each algorithm one run of `--steps` steps with `--profile` (`policysearch.run.timing`: the
+first update, which compiles, is left out), then one table: ms per update of each phase (env
+stepping, policy forward pass with the copy of its outputs, the rest of the rollout's per-step
+work, the batch's transfer to the device, the update, logging, checkpoints), the steps/s of the
+run and its ratio to the env-only rate. Benchmarks measure; run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import load_average  # noqa: E402
+
+
+def env_only_rate(env_id: str, num_envs: int, steps: int, seed: int = 0) -> float:
+    """Steps/s of the env stepping alone: EnvPool with the training run's envs and threads,
+    uniform random actions drawn beforehand (so the loop is the step call alone)."""
+    from policysearch.envs import make_env
+
+    env = make_env(env_id, num_envs, seed)
+    env.reset()
+    rng = np.random.default_rng(seed)
+    low, high = env.action_low, env.action_high
+    n = steps // num_envs
+    actions = rng.uniform(low, high, (min(n, 256), num_envs, len(low))).astype(np.float32)
+    for t in range(50):  # warm-up
+        env.step(actions[t % len(actions)])
+    t0 = time.perf_counter()
+    for t in range(n):
+        env.step(actions[t % len(actions)])
+    seconds = time.perf_counter() - t0
+    env.close()
+    return n * num_envs / seconds
+
+
+def profile(algo: str, env_id: str, num_envs: int, steps: int, seed: int, run_dir: Path) -> dict:
+    from policysearch.algos import ALGORITHMS
+    from policysearch.run.config import RunConfig
+    from policysearch.run.train import train
+
+    run = RunConfig(env=env_id, total_steps=steps, num_envs=num_envs, seed=seed, run_dir=str(run_dir), progress=False, eval_episodes=0,
+                    video=False, overwrite=True, profile=True, checkpoint_every=10**9)
+    return train(algo, run, ALGORITHMS[algo].config()).summary["profile"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=65_536)
+    p.add_argument("--env", default="Hopper-v5")
+    p.add_argument("--num-envs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--algos", nargs="+", default=["ppo", "trpo", "pg"])
+    args = p.parse_args()
+    print(f"# {args.env}, {args.num_envs} envs, {args.steps:,} steps per run; {os.cpu_count()} cores; load average {load_average()}")
+    limit = env_only_rate(args.env, args.num_envs, args.steps, args.seed)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for algo in args.algos:
+            results[algo] = profile(algo, args.env, args.num_envs, args.steps, args.seed, Path(tmp) / algo)
+    phases = [k for k in next(iter(results.values())) if k not in ("total", "updates", "steps", "steps_per_second", "env_steps_per_second")]
+    print(f"env stepping alone (EnvPool, random actions): {limit:,.0f} steps/s")
+    print(f"{'ms per update':<16}" + "".join(f"{a:>10}" for a in results))
+    for phase in phases:
+        print(f"{phase:<16}" + "".join(f"{1000 * r.get(phase, 0.0) / max(1, r['updates']):>10.1f}" for r in results.values()))
+    print(f"{'total':<16}" + "".join(f"{1000 * r['total'] / max(1, r['updates']):>10.1f}" for r in results.values()))
+    print(f"{'steps/s':<16}" + "".join(f"{r['steps_per_second']:>10,.0f}" for r in results.values()))
+    print(f"{'x env-only':<16}" + "".join(f"{r['steps_per_second'] / limit:>10.2f}" for r in results.values()))
+    print(f"{'env in the run':<16}" + "".join(f"{r['env_steps_per_second']:>10,.0f}" for r in results.values()) + "  (steps/s over the env phase)")
+
+
+if __name__ == "__main__":
+    main()
