@@ -24,6 +24,7 @@ BUDGETS = {
     "--total-steps 1e5": "--total-steps 2048",
     "--total-steps 1000000": "--total-steps 2048",
     "--total-steps 2000000": "--total-steps 4096",
+    "--total-steps 65536": "--total-steps 4096",
     "--train-example 1000000": "--train-example 2048",
     ".learn(1_000_000)": ".learn(2048)",
     "--episodes 10": "--episodes 2",
