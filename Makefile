@@ -22,12 +22,14 @@ demo: $(STAMP)
 	@echo "run folder: $(DEMO_DIR) (config.json, metrics.csv, tb/, checkpoints/, learning_curve.png, policy.mp4)"
 	@echo "to use the policysearch command and the installed python in this shell: source $(VENV)/bin/activate"
 
-# one pytest worker per core, each test file on one worker (a file's tests share fixtures and run folders)
+# one pytest worker per core, each test file on one worker (a file's tests share fixtures and run folders);
+# the tests' many short runs share JAX's persistent compilation cache (compiles over 1 s, keyed by the program)
+TEST_ENV := MUJOCO_GL=egl JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.pytest_cache/jax
 test: $(STAMP)
-	MUJOCO_GL=egl $(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(TEST_ENV) $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-fast: $(STAMP)
-	MUJOCO_GL=egl $(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
+	$(TEST_ENV) $(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
