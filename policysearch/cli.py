@@ -111,10 +111,9 @@ def _flags(cls: type) -> list[str]:
     """Every flag of a tyro dataclass (nested dataclasses' fields without prefix, as the CLI builds them)."""
     names = []
     for field in dataclasses.fields(cls):
-        inner = field.type if isinstance(field.type, type) else None
-        if field.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(field.default_factory):
+        if dataclasses.is_dataclass(field.default_factory):  # a nested config (the run's, the algorithm's)
             names += _flags(field.default_factory)  # type: ignore[arg-type]
-        elif inner is None or not dataclasses.is_dataclass(inner):
+        else:
             names.append("--" + field.name.replace("_", "-"))
     return names
 
@@ -193,9 +192,9 @@ def cmd_train(argv: Sequence[str]) -> int:
     args_type = _train_args_type(algo)
     default = _resume_defaults(rest, algo, args_type)
     args = parse(args_type, rest, default=default, prog=f"policysearch train {algo}")
-    t = trainer(algo)
-    t.check(args.run, args.algo, Path(args.resume) if args.resume else None)
-    result = t.train(args.run, args.algo, Path(args.resume) if args.resume else None)
+    t, resume = trainer(algo), Path(args.resume) if args.resume else None
+    t.check(args.run, args.algo, resume)
+    result = t.train(args.run, args.algo, resume)
     print(t.report(result.summary, args.run))
     return 0
 

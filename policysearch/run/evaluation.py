@@ -12,16 +12,25 @@ import numpy as np
 
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.envs import Backend, make_env
+from policysearch.run.progress import phase
 from policysearch.run.snapshot import TrainedPolicy
 
 
 def evaluate(
     agent: TrainedPolicy, env_id: str, episodes: int = 10, seed: int = 10_000, deterministic: bool = True,
-    backend: Backend = "auto", max_envs: int = 8, on_episode: Callable[[int, float], None] | None = None,
+    backend: Backend = "auto", max_envs: int = 8, progress: str | None = None,
 ) -> dict[str, float]:
     """Run `episodes` episodes (spread evenly over up to max_envs envs) and summarise them:
-    return_mean, return_std, length_mean, episodes. on_episode(episodes done, its return) after
-    each episode."""
+    return_mean, return_std, length_mean, episodes. progress: the title of a phase
+    (`run.progress.phase`) that shows the episodes as they end (None: nothing shown)."""
+    with phase(progress or "", episodes, enabled=progress is not None, unit="episodes") as bar:
+        return _evaluate(agent, env_id, episodes, seed, deterministic, backend, max_envs,
+                         lambda n, ret: bar.advance(n, detail=f"return {ret:.1f}"))
+
+
+def _evaluate(agent: TrainedPolicy, env_id: str, episodes: int, seed: int, deterministic: bool, backend: Backend, max_envs: int,
+              on_episode: Callable[[int, float], None]) -> dict[str, float]:
+    """`evaluate`, with on_episode(episodes done, its return) after each episode."""
     num_envs = min(episodes, max_envs)
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
     env = make_env(env_id, num_envs, seed, backend)
@@ -45,8 +54,7 @@ def evaluate(
                 returns.append(ep_ret[i])
                 lengths.append(ep_len[i])
                 done_count[i] += 1
-                if on_episode is not None:
-                    on_episode(len(returns), float(ep_ret[i]))
+                on_episode(len(returns), float(ep_ret[i]))
             ep_ret[i], ep_len[i] = 0.0, 0
         prev_done = done
     env.close()

@@ -31,7 +31,7 @@ from policysearch.run.logging import MetricsLogger
 from policysearch.run.schema import from_dict
 from policysearch.run.finite import require_finite_update
 from policysearch.run.timing import NoTimes, PhaseTimes
-from policysearch.run.progress import TrainProgress, phase
+from policysearch.run.progress import TrainProgress
 from policysearch.run.trainers import check_on_policy, new_run_dir
 from policysearch.run.snapshot import TrainedPolicy, TrainResult, policy_meta
 
@@ -246,9 +246,7 @@ def _evaluate(agent: TrainedPolicy, run: RunConfig, seed: int, show: bool = Fals
     """run.eval_episodes episodes of the agent, shown as the "final evaluation" phase when `show`."""
     from policysearch.run.evaluation import evaluate
 
-    with phase("final evaluation", run.eval_episodes, enabled=show, unit="episodes") as bar:
-        return evaluate(agent, run.env, run.eval_episodes, seed=seed, backend=run.backend,
-                        on_episode=lambda n, ret: bar.advance(n, detail=f"return {ret:.1f}"))
+    return evaluate(agent, run.env, run.eval_episodes, seed=seed, backend=run.backend, progress="final evaluation" if show else None)
 
 
 def _finish_artifacts(run_dir: Path, run: RunConfig, algo_name: str, agent: TrainedPolicy) -> None:

@@ -197,9 +197,7 @@ def _finish(run: GPSRunConfig, run_dir: Path, gps: GPS, state: GPSState, spec: E
     if is_mujoco_task(run.env) and run.eval_episodes and not problem.terrains:
         from policysearch.run.evaluation import evaluate
 
-        with phase(f"final evaluation on {run.env}", run.eval_episodes, enabled=show, unit="episodes") as bar:
-            result = evaluate(agent, run.env, run.eval_episodes, seed=run.seed + 10_000,
-                              on_episode=lambda n, ret: bar.advance(n, detail=f"return {ret:.1f}"))
+        result = evaluate(agent, run.env, run.eval_episodes, seed=run.seed + 10_000, progress=f"final evaluation on {run.env}" if show else None)
         summary.update({f"eval_{k}": v for k, v in result.items()})
     from policysearch.run.viz import plot_gps_curve  # the one drawing `policysearch plot` redraws from metrics.csv
 

@@ -153,14 +153,8 @@ def plot_costs(path: Path, costs: np.ndarray, title: str) -> Path:
     """cost.png of a plan: the trajectory cost per iLQR iteration (log scale)."""
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     ax.semilogy(np.arange(len(costs)), costs, "o-", markersize=3)
-    ax.set_xlabel("iLQR iteration")
-    ax.set_ylabel("trajectory cost")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    ax.grid(alpha=0.3, which="both")  # the log scale's minor lines too
+    return save_axes(fig, ax, path, "iLQR iteration", "trajectory cost", title)
 
 
 def save_axes(fig: Any, ax: Any, out: Path, xlabel: str, ylabel: str, title: str) -> Path:
