@@ -1,7 +1,7 @@
 """Action distributions as pytrees: diagonal Gaussian (Box) and categorical (Discrete).
 
 Both expose the same methods, so algorithms never branch on the action space:
-`sample`, `mode`, `log_prob`, `entropy` and `kl(other)` = KL(self || other).
+`sample`, `sample_from(noise)`, `mode`, `log_prob`, `entropy` and `kl(other)` = KL(self || other).
 Leading batch dimensions broadcast; the event dimension is the last one (Gaussian) or
 implicit in the logits (categorical).
 """
@@ -14,6 +14,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from policysearch.core.forward import categorical_action, gaussian_action
+
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -24,7 +26,11 @@ class DiagGaussian(NamedTuple):
     log_std: jax.Array
 
     def sample(self, key: jax.Array) -> jax.Array:
-        return self.mean + jnp.exp(self.log_std) * jax.random.normal(key, self.mean.shape)
+        return self.sample_from(jax.random.normal(key, self.mean.shape))
+
+    def sample_from(self, noise: jax.Array) -> jax.Array:
+        """The sample for standard normal noise[..., action_dim]: mu + exp(log_std) * eps."""
+        return gaussian_action(self.mean, jnp.exp(self.log_std), noise)
 
     def mode(self) -> jax.Array:
         return self.mean
@@ -55,7 +61,11 @@ class Categorical(NamedTuple):
         return jax.nn.log_softmax(self.logits, axis=-1)
 
     def sample(self, key: jax.Array) -> jax.Array:
-        return jax.random.categorical(key, self.logits, axis=-1)
+        return self.sample_from(jax.random.gumbel(key, self.logits.shape))
+
+    def sample_from(self, noise: jax.Array) -> jax.Array:
+        """The sample for Gumbel(0, 1) noise[..., n]: argmax(logits + g) (the Gumbel-max trick)."""
+        return categorical_action(self.logits, noise, jnp)
 
     def mode(self) -> jax.Array:
         return jnp.argmax(self.logits, axis=-1)

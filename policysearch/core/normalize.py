@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-EPS = 1e-8
+from policysearch.core import forward
+from policysearch.core.forward import EPS
 
 
 class RunningStats(NamedTuple):
@@ -31,14 +32,20 @@ class RunningStats(NamedTuple):
         return RunningStats(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.asarray(1e-4, jnp.float32))
 
 
-def update_stats(stats: RunningStats, x: jax.Array, mask: jax.Array | None = None) -> RunningStats:
-    """Merge the rows of x[B, ...] (those with mask == 1) into the running statistics."""
-    mask = jnp.ones(x.shape[0], x.dtype) if mask is None else mask.astype(x.dtype)
-    w = mask.reshape((-1,) + (1,) * (x.ndim - 1))
-    n = jnp.sum(mask)
-    safe_n = jnp.maximum(n, 1.0)
-    batch_mean = jnp.sum(x * w, axis=0) / safe_n
-    batch_var = jnp.sum(w * (x - batch_mean) ** 2, axis=0) / safe_n
+def update_stats(stats: RunningStats, x: jax.Array, mask: jax.Array | None = None, xp: Any = jnp) -> RunningStats:
+    """Merge the rows of x[B, ...] (those with mask == 1) into the running statistics. Written over
+    the array module `xp`: the rollout's NumPy step runs the same merge."""
+    if mask is None:  # every row: the same numbers as a mask of ones, without its work
+        n = xp.asarray(x.shape[0], x.dtype)
+        batch_mean = xp.sum(x, axis=0) / n
+        batch_var = xp.sum((x - batch_mean) ** 2, axis=0) / n
+    else:
+        mask = mask.astype(x.dtype)
+        w = mask.reshape((-1,) + (1,) * (x.ndim - 1))
+        n = xp.sum(mask)
+        safe_n = xp.maximum(n, 1.0)
+        batch_mean = xp.sum(x * w, axis=0) / safe_n
+        batch_var = xp.sum(w * (x - batch_mean) ** 2, axis=0) / safe_n
     delta = batch_mean - stats.mean
     total = stats.count + n
     mean = stats.mean + delta * n / total
@@ -46,8 +53,9 @@ def update_stats(stats: RunningStats, x: jax.Array, mask: jax.Array | None = Non
     return RunningStats(mean, m2 / total, total)
 
 
-def normalize(stats: RunningStats, x: jax.Array, clip: float) -> jax.Array:
-    return jnp.clip((x - stats.mean) / jnp.sqrt(stats.var + EPS), -clip, clip)
+def normalize(stats: RunningStats, x: jax.Array, clip: float, xp: Any = jnp) -> jax.Array:
+    """clip((x - mean) / sqrt(var + eps), -clip, clip) (`forward.normalize`)."""
+    return forward.normalize(stats.mean, stats.var, x, clip, xp)
 
 
 class NormState(NamedTuple):

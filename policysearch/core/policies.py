@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal, NamedTuple, Sequence
+from typing import Literal, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from policysearch.algos.configs import Activation  # the settings' module, which imports no JAX
 from policysearch.core.distributions import Categorical, DiagGaussian, Distribution
-
-from policysearch.algos.configs import Activation  # noqa: E402  (the settings' module, which imports no JAX)
-_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "softplus": jax.nn.softplus,
-}
+from policysearch.core.forward import ACTIVATIONS, mlp
 
 
 class MLP(nn.Module):
-    """Dense layers with `activation` between them, orthogonally initialised."""
+    """Dense layers with `activation` between them, orthogonally initialised. Flax makes the
+    parameters (`init`); the forward pass is `forward.mlp`, shared with the NumPy rollout step."""
 
     hidden: Sequence[int]
     out_dim: int
@@ -37,9 +33,8 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        act = _ACTIVATIONS[self.activation]
         for width in self.hidden:
-            x = act(nn.Dense(width, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)))(x))
+            x = ACTIVATIONS[self.activation](nn.Dense(width, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)))(x), jnp)
         return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_gain))(x)
 
 
@@ -98,14 +93,21 @@ class Policy:
 
     def dist(self, params: PolicyParams, obs: jax.Array) -> Distribution:
         """pi_theta(. | obs) for obs[..., obs_dim]."""
-        out = self._actor.apply(params.actor, obs)
+        out = mlp(params.actor, obs, self.activation, jnp)
         if self.kind == "gaussian":
             return DiagGaussian(out, jnp.broadcast_to(params.log_std, out.shape))
         return Categorical(out)
 
     def value(self, params: PolicyParams, obs: jax.Array) -> jax.Array:
         """V(obs) for obs[..., obs_dim], shape [...]."""
-        return self._critic.apply(params.critic, obs)[..., 0]
+        return mlp(params.critic, obs, self.activation, jnp)[..., 0]
+
+    def noise(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+        """The sampling noise of `shape` actions: N(0, I)[*shape, action_dim] (Gaussian) or
+        Gumbel(0, 1)[*shape, action_dim] (categorical); `Distribution.sample_from` turns it into
+        actions."""
+        draw = jax.random.normal if self.kind == "gaussian" else jax.random.gumbel
+        return draw(key, shape + (self.action_dim,), jnp.float32)
 
     def step(self, params: PolicyParams, obs: jax.Array, key: jax.Array) -> Step:
         """Sample a ~ pi(.|obs) and return it with its log-prob and V(obs)."""

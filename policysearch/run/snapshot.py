@@ -19,7 +19,7 @@ import numpy as np
 from policysearch.core.normalize import NormConfig, RunningStats
 from policysearch.core.policies import Policy, PolicyParams
 from policysearch.envs import EnvSpec
-from policysearch.envs.rollout import act
+from policysearch.envs.rollout import host_arrays, host_params, policy_step
 from policysearch.errors import UserError, require
 from policysearch.run.checkpoint import find_checkpoint, load_arrays, read_policy_meta
 from policysearch.run.folder import FORMAT_VERSION
@@ -39,19 +39,26 @@ class TrainedPolicy:
     key: jax.Array = dataclasses.field(default_factory=lambda: jax.random.PRNGKey(0))
     """The sampling key of stochastic actions asked for without one (split at each such call)."""
 
+    def __post_init__(self) -> None:
+        self._host_params, self._host_stats = host_params(self.params), host_arrays(self.obs_stats)
+
     def act(self, obs: np.ndarray, deterministic: bool = True, key: jax.Array | None = None) -> np.ndarray:
         """Action(s) for raw obs[obs_dim] or obs[B, obs_dim]; the mean (mode) when deterministic,
-        else a sample drawn with `key` (default: the policy's own key, advanced at every call)."""
+        else a sample drawn with `key` (default: the policy's own key, advanced at every call).
+        The arithmetic runs in NumPy (`rollout.policy_step`): no JAX dispatch per call."""
         obs = np.asarray(obs, np.float32)
         single = obs.ndim == 1
         if obs.shape[-1] != self.spec.obs_dim:
             raise UserError(f"observation has size {obs.shape[-1]}, the policy expects {self.spec.obs_dim} ({self.spec.env_id})")
         if key is None and not deterministic:
             self.key, key = jax.random.split(self.key)
-        key = self.key if key is None else key
+        batch = np.atleast_2d(obs)
+        if deterministic:
+            noise = np.zeros((batch.shape[0], self.policy.action_dim), np.float32)
+        else:
+            noise = np.asarray(self.policy.noise(key, batch.shape[:1]))
         clip = self.norm.clip_obs if self.norm.obs else None
-        _, action, *_ = act(self.policy, self.params, self.obs_stats, jnp.atleast_2d(obs), key, False, clip, deterministic)
-        action = np.asarray(action)
+        _, action, _ = policy_step(self.policy, self._host_params, self._host_stats, batch, noise, False, clip)
         if self.spec.action_kind == "gaussian":
             action = np.clip(action, self.spec.action_low, self.spec.action_high)
         return action[0] if single else action

@@ -1,0 +1,114 @@
+"""The rollout's fast path against its reference: the NumPy `policy_step` against the same function
+jitted over jax.numpy, the forward pass against Flax's, and the whole batch a `Collector` gathers
+with the NumPy step against the one it gathers with the jitted step, on real envs."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import special
+
+from policysearch.core.forward import mlp
+from policysearch.core.normalize import NormConfig, NormState, RunningStats
+from policysearch.core.policies import Policy
+from policysearch.envs import make_env
+from policysearch.envs.rollout import Collector, host_arrays, host_params, jax_policy_step, policy_step
+
+
+def _random_stats(d: int, rng: np.random.Generator) -> RunningStats:
+    return RunningStats(rng.normal(size=d).astype(np.float32), rng.uniform(0.1, 4.0, d).astype(np.float32), np.float32(37.0))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "softplus"])
+def test_forward_pass_is_flax_dense_bit_for_bit(activation: str) -> None:
+    """`forward.mlp` over jax.numpy computes exactly what Flax's Dense layers computed before it
+    replaced them (the checkpoints' parameters are Flax's); over NumPy, the same to float32
+    rounding."""
+    policy = Policy(7, 4, "gaussian", hidden=(32, 16), activation=activation)
+    params = policy.init(jax.random.key(3))
+    obs = jax.random.normal(jax.random.key(4), (9, 7))
+    flax_out = policy._actor.apply(params.actor, obs)
+    ours = jax.jit(lambda p, o: mlp(p, o, activation, jnp))(params.actor, obs)
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(jax.jit(policy._actor.apply)(params.actor, obs)))
+    np.testing.assert_allclose(mlp(host_arrays(params.actor), np.asarray(obs), activation), np.asarray(flax_out), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+@pytest.mark.parametrize("clip", [None, 10.0])
+def test_numpy_step_matches_the_jitted_step(kind: str, clip: float | None) -> None:
+    """One vector step (statistics merged, observations standardised, actions from given noise):
+    NumPy and jitted jax.numpy agree to float32 rounding, the categorical choices exactly."""
+    rng = np.random.default_rng(0)
+    policy = Policy(5, 4, kind)
+    params = policy.init(jax.random.key(0))
+    stats = _random_stats(5, rng)
+    raw = rng.normal(scale=3.0, size=(8, 5)).astype(np.float32)
+    noise = np.asarray(policy.noise(jax.random.key(1), (8,)))
+    ref = jax_policy_step(policy, params, RunningStats(*map(jnp.asarray, stats)), raw, noise, update=True, clip=clip)
+    got = policy_step(policy, host_params(params), stats, raw, noise, True, clip)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+        if kind == "categorical" and np.asarray(b).dtype.kind == "i":
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        else:
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-6, atol=2e-6)
+
+
+def test_noise_gives_the_policy_distribution() -> None:
+    """Actions from `Policy.noise`: categorical choices at the frequencies of softmax(logits)
+    (Gumbel-max), Gaussian ones with the policy's mean and standard deviation; zero noise is the
+    deterministic action."""
+    rng = np.random.default_rng(2)
+    n = 200_000
+    cat = Policy(3, 4, "categorical")
+    params = host_params(cat.init(jax.random.key(5)))
+    params = params._replace(actor=[(w * 40.0, b) for w, b in params.actor])  # logits far from uniform
+    obs = np.repeat(rng.normal(size=(1, 3)).astype(np.float32), n, axis=0)
+    _, choice, _ = policy_step(cat, params, None, obs, np.asarray(cat.noise(jax.random.key(6), (n,))), False, None)
+    freq = np.bincount(choice, minlength=4) / n
+    np.testing.assert_allclose(freq, special.softmax(mlp(params.actor, obs[:1], "tanh")[0].astype(np.float64)), atol=4e-3)
+    _, mode, _ = policy_step(cat, params, None, obs[:1], np.zeros((1, 4), np.float32), False, None)
+    assert mode[0] == np.argmax(mlp(params.actor, obs[:1], "tanh")[0])
+
+    gauss = Policy(3, 2, "gaussian", log_std_init=-0.7)
+    gparams = host_params(gauss.init(jax.random.key(7)))
+    _, actions, _ = policy_step(gauss, gparams, None, obs, np.asarray(gauss.noise(jax.random.key(8), (n,))), False, None)
+    mean = mlp(gparams.actor, obs[:1], "tanh")[0]
+    np.testing.assert_allclose(actions.mean(axis=0), mean, atol=3 * np.exp(-0.7) / np.sqrt(n) * 2)
+    np.testing.assert_allclose(actions.std(axis=0), np.exp(-0.7), rtol=1e-2)
+
+
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "CartPole-v1"])
+def test_collector_batch_with_the_numpy_step_is_the_reference_batch(env_id: str) -> None:
+    """Two consecutive batches (the second starting where the first left off, statistics carried,
+    reward scaling on) from the NumPy step and from the jitted reference, same seed: the same
+    episodes (dones, valid rows, categorical actions identical) and the same numbers to float32
+    rounding; the carried observation statistics and reward scaling agree too."""
+    out = {}
+    for step in ("numpy", "jax"):
+        env = make_env(env_id, 4, seed=11)
+        spec = env.spec
+        policy = Policy(spec.obs_dim, spec.action_dim, spec.action_kind)
+        params = policy.init(jax.random.key(0))
+        collector = Collector(env, policy, NormConfig(), 0.99, step=step)
+        norm, key, batches = NormState.create(policy.obs_dim, 4), jax.random.key(1), []
+        for _ in range(2):
+            batch, norm, key = collector.collect(params, norm, key, 64)
+            batches.append(batch)
+        env.close()
+        out[step] = (batches, norm, key)
+    (fast, fast_norm, fast_key), (ref, ref_norm, ref_key) = out["numpy"], out["jax"]
+    assert np.array_equal(np.asarray(jax.random.key_data(fast_key)), np.asarray(jax.random.key_data(ref_key)))
+    for a, b in zip(fast, ref):
+        for name in ("terminated", "truncated", "valid"):
+            np.testing.assert_array_equal(np.asarray(getattr(a, name)), np.asarray(getattr(b, name)), err_msg=name)
+        assert np.asarray(a.valid).min() < 1 or env_id == "Hopper-v5"  # CartPole's episodes end within 128 steps
+        for name in a._fields:
+            x, y = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
+            if x.dtype.kind == "i":
+                np.testing.assert_array_equal(x, y, err_msg=name)
+            else:
+                np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-4, err_msg=name)
+    for a, b in zip(jax.tree.leaves(fast_norm), jax.tree.leaves(ref_norm)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
