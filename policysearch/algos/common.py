@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
 from policysearch.algos.base import Batch
 from policysearch.core.estimators import gae, masked_mean
@@ -35,23 +37,39 @@ def sgd_epochs(
     params: Any, opt_state: optax.OptState, data: Data, key: jax.Array, epochs: int, minibatch_size: int,
 ) -> tuple[Any, optax.OptState, jax.Array, dict]:
     """`epochs` passes of minibatch gradient descent on `data` (lax.scan over both loops).
-    Returns (params, opt_state, key, metrics averaged over all steps)."""
+    Returns (params, opt_state, key, metrics averaged over all steps).
 
-    def epoch(carry: tuple[Any, optax.OptState, jax.Array], _: None):
-        params, opt_state, key = carry
+    Inside the loops the parameters, their gradients and the optimiser's parameter-shaped state
+    (Adam's moments) are each one flat vector (`ravel_pytree`), so that the optimiser's
+    element-wise arithmetic is a few kernels per step instead of a few per parameter array: on
+    XLA:CPU, where a loop body with dots runs kernel by kernel, that took PPO's default update on
+    Hopper from 77 to 65 ms. The same numbers to float rounding (the global norm's sum is taken in
+    another order); the state keeps its layout outside."""
+    flat_params, unravel = ravel_pytree(params)
+    is_params = partial(_shaped_like, jax.tree.structure(params), [jnp.shape(x) for x in jax.tree.leaves(params)])
+    flat_state = jax.tree.map(lambda x: ravel_pytree(x)[0] if is_params(x) else x, opt_state, is_leaf=is_params)
+
+    def epoch(carry: tuple[jax.Array, optax.OptState, jax.Array], _: None):
+        flat_params, flat_state, key = carry
         key, k_perm = jax.random.split(key)
 
-        def step(carry: tuple[Any, optax.OptState], mb: Data):
-            params, opt_state = carry
-            (loss, metrics), grads = loss_and_grad(params, mb)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), dict(metrics, loss=loss)
+        def step(carry: tuple[jax.Array, optax.OptState], mb: Data):
+            flat_params, flat_state = carry
+            (loss, metrics), grads = loss_and_grad(unravel(flat_params), mb)
+            updates, flat_state = optimizer.update(ravel_pytree(grads)[0], flat_state, flat_params)
+            return (optax.apply_updates(flat_params, updates), flat_state), dict(metrics, loss=loss)
 
-        (params, opt_state), metrics = jax.lax.scan(step, (params, opt_state), shuffled_minibatches(k_perm, data, minibatch_size))
-        return (params, opt_state, key), metrics
+        (flat_params, flat_state), metrics = jax.lax.scan(step, (flat_params, flat_state), shuffled_minibatches(k_perm, data, minibatch_size))
+        return (flat_params, flat_state, key), metrics
 
-    (params, opt_state, key), metrics = jax.lax.scan(epoch, (params, opt_state, key), None, length=epochs)
-    return params, opt_state, key, jax.tree.map(jnp.mean, metrics)
+    (flat_params, flat_state, key), metrics = jax.lax.scan(epoch, (flat_params, flat_state, key), None, length=epochs)
+    opt_state = jax.tree.map(lambda x, f: unravel(f) if is_params(x) else f, opt_state, flat_state, is_leaf=is_params)
+    return unravel(flat_params), opt_state, key, jax.tree.map(jnp.mean, metrics)
+
+
+def _shaped_like(structure: Any, shapes: list[tuple[int, ...]], x: Any) -> bool:
+    """Whether x is a pytree of the parameters' structure and shapes (an optimiser's moment)."""
+    return jax.tree.structure(x) == structure and [jnp.shape(leaf) for leaf in jax.tree.leaves(x)] == shapes
 
 
 def fit_critic(
