@@ -128,3 +128,49 @@ def test_mujoco_solve_says_why_it_stopped() -> None:
     assert STOP_REASONS[int(capped.stop)] == "iteration cap" and int(capped.iterations) == 2
     flat = solve_mujoco(model, cost.running, cost.terminal, model.initial_state(), u0, ILQRConfig(gradient_tolerance=1e30))
     assert STOP_REASONS[int(flat.stop)] == "stationary" and int(flat.iterations) == 0
+
+
+def test_one_compiled_solve_serves_every_terrain(monkeypatch) -> None:
+    """Two terrains, each its own MuJoCo model and ground-aware cost, share one trace of the jitted
+    solve (the model is a traced handle, the ground profile an argument; it was ~12 s of compiling
+    per terrain), and the second terrain's solution is the one a solve built for it alone finds,
+    with its model and profile compiled in as constants (as before the sharing)."""
+    import jax.numpy as jnp
+
+    import policysearch.envs  # noqa: F401  (registers the terrain task)
+    from policysearch.control import mujoco_ilqr
+    from policysearch.control.costs import locomotion_cost
+    from policysearch.control.ilqr import ILQRConfig, line_search_alphas, solve_model
+    from policysearch.envs.terrain import ENV_ID
+
+    traces: list[int] = []
+
+    def counting_solve_model(*args, **kwargs):  # runs once per trace of the jitted solve
+        traces.append(1)
+        return solve_model(*args, **kwargs)
+
+    monkeypatch.setattr(mujoco_ilqr, "solve_model", counting_solve_model)
+    mujoco_ilqr._compiled.cache_clear()
+    config, rng = ILQRConfig(max_iterations=3), np.random.default_rng(0)
+    solutions = []
+    try:
+        for seed in (0, 1):
+            model = MujocoModel(ENV_ID, terrain_seed=seed)
+            ground = tuple(tuple(a.tolist()) for a in model.env.unwrapped.profile)
+            cost = locomotion_cost(ENV_ID, model.nq, 2.5, ground, model.healthy_ranges)
+            x0, u0 = model.initial_state(), rng.uniform(-0.3, 0.3, (6, model.control_dim))
+            sol = mujoco_ilqr.solve_mujoco(model, cost.running, cost.terminal, x0, u0, config, valid=cost.healthy)
+            solutions.append(sol)
+            np.testing.assert_array_equal(np.asarray(sol.x), model.rollout(x0, np.asarray(sol.u)))  # this terrain's model stepped
+        assert len(traces) == 1 and mujoco_ilqr._compiled.cache_info().currsize == 1
+        assert not np.allclose(np.asarray(solutions[0].x), np.asarray(solutions[1].x))
+        with jax.enable_x64(True):
+            dynamics = mujoco_ilqr.MujocoDynamics(mujoco_ilqr._register(model), model.state_dim, 1e-3,
+                                                  len(line_search_alphas(config.line_search_steps)))
+            alone = jax.jit(lambda: solve_model(dynamics, cost.running, cost.terminal, jnp.asarray(x0), jnp.asarray(u0),
+                                                jnp.asarray(model.u_low), jnp.asarray(model.u_high), config, cost.healthy))()
+        assert int(alone.iterations) == int(sol.iterations) and int(sol.iterations) > 0
+        for name in ("x", "u", "k", "K", "cost", "costs", "alphas"):
+            np.testing.assert_allclose(np.asarray(getattr(sol, name)), np.asarray(getattr(alone, name)), rtol=1e-12, atol=1e-12, err_msg=name)
+    finally:
+        mujoco_ilqr._compiled.cache_clear()

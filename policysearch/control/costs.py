@@ -24,6 +24,7 @@ interpolated from the terrain profile.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -56,7 +57,8 @@ class LocomotionCost:
     w_posture: float = 0.0
     """Weight of |q_joints|^2, the joint angles away from the standing pose."""
     ground: tuple[tuple[float, ...], tuple[float, ...]] | None = None
-    """Terrain profile (x, h(x)): z is then the height above the ground under the root."""
+    """Terrain profile (x, h(x)): z is then the height above the ground under the root. The cost
+    is a pytree with the profile as its leaves (arrays, once rebuilt inside a trace)."""
     z_range: tuple[float, float] | None = None
     """The env's healthy range of the root's height (None: no health terms)."""
     angle_range: tuple[float, float] = (-float("inf"), float("inf"))
@@ -110,6 +112,21 @@ class LocomotionCost:
 
     def terminal(self, x: jax.Array) -> jax.Array:
         return self.terminal_weight * self._state_terms(x)
+
+
+def _flatten_cost(cost: LocomotionCost) -> tuple[tuple[np.ndarray, ...], LocomotionCost]:
+    """A LocomotionCost as a pytree: the ground profile's (x, h) arrays are its leaves (none on
+    flat ground), the rest is static. A solve jitted over the cost (`mujoco_ilqr.solve_mujoco`)
+    then takes the profile as an argument and compiles once for every terrain of a robot."""
+    leaves = () if cost.ground is None else tuple(np.asarray(a, np.float64) for a in cost.ground)
+    return leaves, dataclasses.replace(cost, ground=None)
+
+
+def _unflatten_cost(static: LocomotionCost, leaves: tuple) -> LocomotionCost:
+    return dataclasses.replace(static, ground=tuple(leaves)) if leaves else static
+
+
+jax.tree_util.register_pytree_node(LocomotionCost, _flatten_cost, _unflatten_cost)
 
 
 def robot_name(env_id: str) -> str:

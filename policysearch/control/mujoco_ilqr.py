@@ -2,15 +2,22 @@
 through host callbacks (`jax.pure_callback`) because they are MuJoCo's. The Jacobians are finite
 differences of the env step in one parallel batch (`MujocoModel.linearize`), computed only when
 the nominal trajectory changes; the line search runs the closed-loop forward pass for all step
-sizes at once, one batched env step per time step. The jitted solve is built once per (model,
-cost, settings) and reused across calls."""
+sizes at once, one batched env step per time step.
+
+The jitted solve is built once per (cost structure, settings) and reused across calls and across
+models of one robot: which model the callbacks step is a traced handle (`_register`), and a cost
+that is a method of a pytree (`LocomotionCost`, whose leaves are a terrain's ground profile) has
+its leaves passed as arguments (`_CostFn`). The terrains of policysearch/Walker2dTerrain-v0, each
+its own MuJoCo model and ground-aware cost, thus share one compile (~12 s, once paid per terrain)."""
 
 from __future__ import annotations
 
+import itertools
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any, Callable, Iterator
 
 import jax
@@ -21,55 +28,75 @@ from policysearch.control.ilqr import ILQRConfig, Solution, Valid, line_search_a
 from policysearch.control.receding import RecedingConfig, receding_horizon_controls
 from policysearch.envs.mujoco_model import MujocoModel
 
+_models: weakref.WeakValueDictionary[int, MujocoModel] = weakref.WeakValueDictionary()
+_handles: weakref.WeakKeyDictionary[MujocoModel, int] = weakref.WeakKeyDictionary()
+_next_handle = itertools.count()
 
-def _host(fn: Callable[..., tuple[np.ndarray, ...]], shapes: tuple[tuple[int, ...], ...], *args: jax.Array) -> tuple[jax.Array, ...]:
-    """fn(*float64 arrays) -> float64 arrays, run on the host from traced code. The arrays cross
-    as uint32 words (a bit cast, exact): a host callback runs on XLA's thread, where the caller's
+
+def _register(model: MujocoModel) -> int:
+    """The model's handle: the int the host callbacks look it up by (held weakly; a model lives as
+    long as its caller keeps it, and stays registered while a solve on it runs)."""
+    if model not in _handles:
+        handle = next(_next_handle)
+        _handles[model], _models[handle] = handle, model
+    return _handles[model]
+
+
+def _host(fn: Callable[..., tuple[np.ndarray, ...]], shapes: tuple[tuple[int, ...], ...], handle: jax.Array,
+          *args: jax.Array) -> tuple[jax.Array, ...]:
+    """fn(model, *float64 arrays) -> float64 arrays, run on the host from traced code, with model
+    the one registered under handle (an int32 scalar, traced or not). The arrays cross as uint32
+    words (a bit cast, exact): a host callback runs on XLA's thread, where the caller's
     `jax.enable_x64` context does not hold, and JAX would otherwise round them to float32."""
     words = tuple(jax.ShapeDtypeStruct((*shape, 2), jnp.uint32) for shape in shapes)
 
-    def call(*ws: np.ndarray) -> tuple[np.ndarray, ...]:
-        out = fn(*(np.ascontiguousarray(w).view(np.float64)[..., 0] for w in ws))
+    def call(h: np.ndarray, *ws: np.ndarray) -> tuple[np.ndarray, ...]:
+        out = fn(_models[int(h)], *(np.ascontiguousarray(w).view(np.float64)[..., 0] for w in ws))
         return tuple(np.ascontiguousarray(o, np.float64)[..., None].view(np.uint32) for o in out)
 
-    out = jax.pure_callback(call, words, *(jax.lax.bitcast_convert_type(jnp.asarray(a, jnp.float64), jnp.uint32) for a in args))
+    out = jax.pure_callback(call, words, jnp.asarray(handle, jnp.int32),
+                            *(jax.lax.bitcast_convert_type(jnp.asarray(a, jnp.float64), jnp.uint32) for a in args))
     return tuple(jax.lax.bitcast_convert_type(o, jnp.float64) for o in out)
+
+
+def _closed_loop(model: MujocoModel, x_bar: np.ndarray, u_bar: np.ndarray, k: np.ndarray, K: np.ndarray, alphas: np.ndarray,
+                 lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The forward pass of every step size at once, one batched model step per time step."""
+    xs = np.repeat(x_bar[:1], len(alphas), axis=0)
+    traj_x, traj_u = [xs], []
+    for t in range(len(u_bar)):
+        ut = np.clip(u_bar[t] + alphas[:, None] * k[t] + (xs - x_bar[t]) @ K[t].T, lo, hi)
+        xs = model.step_batch(xs, ut)
+        traj_x.append(xs)
+        traj_u.append(ut)
+    return np.stack(traj_x, axis=1), np.stack(traj_u, axis=1)
 
 
 @dataclass(frozen=True)
 class MujocoDynamics:
-    """A MuJoCo model as the solver loop's `Model` (float64; equal only to itself, by the model's
-    identity, so that the jitted solve is reused for the same model)."""
+    """A MuJoCo model as the solver loop's `Model` (float64). The model stays on the host: `handle`
+    (`_register`; traced inside the compiled solve) selects it in every callback, so the compiled
+    solve depends only on the state size and these settings, not on which model it steps."""
 
-    model: MujocoModel
+    handle: jax.Array | int
+    state_dim: int
     fd_eps: float = 1e-3
     step_sizes_per_pass: int = 11
 
     def rollout(self, x0: jax.Array, u: jax.Array) -> jax.Array:
-        T, n = u.shape[0], self.model.state_dim
-        return _host(lambda x0, u: (self.model.rollout(x0, u),), ((T + 1, n),), x0, u)[0]
+        T, n = u.shape[0], self.state_dim
+        return _host(lambda model, x0, u: (model.rollout(x0, u),), ((T + 1, n),), self.handle, x0, u)[0]
 
     def closed_loop(self, x_bar: jax.Array, u_bar: jax.Array, k: jax.Array, K: jax.Array, alphas: jax.Array,
                     u_low: jax.Array | None, u_high: jax.Array | None) -> tuple[jax.Array, jax.Array]:
-        (T, m), n, A = u_bar.shape, self.model.state_dim, alphas.shape[0]
-        lo = self.model.u_low if u_low is None else u_low
-        hi = self.model.u_high if u_high is None else u_high
-        return _host(self._closed_loop, ((A, T + 1, n), (A, T, m)), x_bar, u_bar, k, K, alphas, lo, hi)
-
-    def _closed_loop(self, x_bar: np.ndarray, u_bar: np.ndarray, k: np.ndarray, K: np.ndarray, alphas: np.ndarray,
-                     lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xs = np.repeat(x_bar[:1], len(alphas), axis=0)
-        traj_x, traj_u = [xs], []
-        for t in range(len(u_bar)):
-            ut = np.clip(u_bar[t] + alphas[:, None] * k[t] + (xs - x_bar[t]) @ K[t].T, lo, hi)
-            xs = self.model.step_batch(xs, ut)
-            traj_x.append(xs)
-            traj_u.append(ut)
-        return np.stack(traj_x, axis=1), np.stack(traj_u, axis=1)
+        (T, m), n, A = u_bar.shape, self.state_dim, alphas.shape[0]
+        lo = jnp.full((m,), -jnp.inf) if u_low is None else u_low
+        hi = jnp.full((m,), jnp.inf) if u_high is None else u_high
+        return _host(_closed_loop, ((A, T + 1, n), (A, T, m)), self.handle, x_bar, u_bar, k, K, alphas, lo, hi)
 
     def jacobians(self, x: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
-        (T, m), n = u.shape, self.model.state_dim
-        return _host(lambda x, u: self.model.linearize(x, u, eps=self.fd_eps), ((T, n, n), (T, n, m)), x, u)
+        (T, m), n = u.shape, self.state_dim
+        return _host(lambda model, x, u: model.linearize(x, u, eps=self.fd_eps), ((T, n, n), (T, n, m)), self.handle, x, u)
 
 
 _listeners: list[Callable[..., None]] = []
@@ -103,22 +130,45 @@ def _listening(on_iteration: Callable[[dict], None] | None) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class _Running:
-    """l(x, u) + extra(args, x, u), with args an argument of the compiled solve (a GPS iteration's
-    new policy parameters reuse it)."""
+class _CostFn:
+    """A cost function split into what keys the compiled solve and what is passed to it: a method
+    of a pytree (`LocomotionCost.running`, `.terminal`, `.healthy`) into the tree's structure and
+    the method's name (static) and the tree's array leaves (traced; a terrain's ground profile);
+    any other function whole (static)."""
 
-    base: Callable
-    extra: Callable | None
+    fn: Callable | None = None
+    treedef: Any = None
+    name: str = ""
 
-    def __call__(self, args: Any, x: jax.Array, u: jax.Array) -> jax.Array:
-        value = self.base(x, u)
-        return value if self.extra is None else value + self.extra(args, x, u)
+    @staticmethod
+    def split(fn: Callable) -> tuple[_CostFn, tuple]:
+        owner = getattr(fn, "__self__", None)
+        if owner is not None:
+            leaves, treedef = jax.tree.flatten(owner)
+            if not jax.tree_util.treedef_is_leaf(treedef) and all(isinstance(a, (np.ndarray, jax.Array)) for a in leaves):
+                return _CostFn(treedef=treedef, name=fn.__name__), tuple(leaves)
+        return _CostFn(fn), ()
+
+    def bind(self, leaves: tuple) -> Callable:
+        return self.fn if self.fn is not None else getattr(jax.tree.unflatten(self.treedef, leaves), self.name)
 
 
 @lru_cache(maxsize=16)
-def _compiled(dynamics: MujocoDynamics, running: _Running, terminal: Callable, config: ILQRConfig, valid: Valid | None):
-    def solve(x0: jax.Array, u: jax.Array, lo: jax.Array, hi: jax.Array, args: Any) -> Solution:
-        return solve_model(dynamics, partial(running, args), terminal, x0, u, lo, hi, config, valid, _report)
+def _compiled(running: _CostFn, terminal: _CostFn, valid: _CostFn | None, extra: Callable | None, config: ILQRConfig,
+              fd_eps: float, step_sizes_per_pass: int):
+    """The jitted solve: l(x, u) + extra(args, x, u) with args an argument (a GPS iteration's new
+    policy parameters reuse it), the model's handle and the costs' leaves arguments too."""
+
+    def solve(handle: jax.Array, x0: jax.Array, u: jax.Array, lo: jax.Array, hi: jax.Array, leaves: tuple, args: Any) -> Solution:
+        dynamics = MujocoDynamics(handle, x0.shape[-1], fd_eps, step_sizes_per_pass)
+        base = running.bind(leaves[0])
+
+        def total(x: jax.Array, u: jax.Array) -> jax.Array:
+            value = base(x, u)
+            return value if extra is None else value + extra(args, x, u)
+
+        check = None if valid is None else valid.bind(leaves[2])
+        return solve_model(dynamics, total, terminal.bind(leaves[1]), x0, u, lo, hi, config, check, _report)
 
     return jax.jit(solve)
 
@@ -144,16 +194,18 @@ def solve_mujoco(
     on_iteration gets, per iteration, the iteration number, cost, mu, accepted step size (0:
     rejected), seconds since the previous iteration and whether the derivatives were recomputed.
     """
-    dynamics = MujocoDynamics(model, fd_eps, len(line_search_alphas(config.line_search_steps)))
+    (run_key, run_leaves), (term_key, term_leaves) = _CostFn.split(running), _CostFn.split(terminal)
+    valid_key, valid_leaves = (None, ()) if valid is None else _CostFn.split(valid)
     fn_args = (None, ()) if extra is None else extra
-    key = (dynamics, _Running(running, fn_args[0]), terminal, config, valid)
+    key = (run_key, term_key, valid_key, fn_args[0], config, fd_eps, len(line_search_alphas(config.line_search_steps)))
     with jax.enable_x64(True):
         try:
             fn = _compiled(*key)
         except TypeError:  # unhashable cost functions
             fn = _compiled.__wrapped__(*key)
-        with _listening(on_iteration):
-            return fn(jnp.asarray(x0, jnp.float64), jnp.asarray(u_init, jnp.float64), model.u_low, model.u_high, fn_args[1])
+        with _listening(on_iteration):  # held until the solve is done: its reports, and the model registered
+            return jax.block_until_ready(fn(_register(model), jnp.asarray(x0, jnp.float64), jnp.asarray(u_init, jnp.float64),
+                                            model.u_low, model.u_high, (run_leaves, term_leaves, valid_leaves), fn_args[1]))
 
 
 def receding_start(
