@@ -16,7 +16,8 @@ from __future__ import annotations
 import common
 
 
-def main() -> None:
+def peer() -> tuple[type, dict, object]:
+    """(SB3's PPO, its arguments beyond `common.sb3_matched_kwargs`, our PPOConfig they match)."""
     from stable_baselines3 import PPO
 
     from policysearch.algos import PPOConfig
@@ -28,7 +29,12 @@ def main() -> None:
         learning_rate=lambda progress_remaining: c.learning_rate * progress_remaining,
         clip_range=c.clip_coef, ent_coef=c.ent_coef, vf_coef=c.vf_coef, max_grad_norm=c.max_grad_norm,
     )
-    common.main(__doc__, "ppo", c, PPO, sb3)
+    return PPO, sb3, c
+
+
+def main() -> None:
+    cls, sb3, c = peer()
+    common.main(__doc__, "ppo", c, cls, sb3)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from __future__ import annotations
 import common
 
 
-def main() -> None:
+def peer() -> tuple[type, dict, object]:
+    """(sb3-contrib's TRPO, its arguments beyond `common.sb3_matched_kwargs`, our TRPOConfig they match)."""
     from sb3_contrib import TRPO
 
     from policysearch.algos import TRPOConfig
@@ -29,7 +30,12 @@ def main() -> None:
         line_search_shrinking_factor=c.line_search_shrink, line_search_max_iter=c.line_search_steps,
         normalize_advantage=c.normalize_advantage,
     )
-    common.main(__doc__, "trpo", c, TRPO, sb3)
+    return TRPO, sb3, c
+
+
+def main() -> None:
+    cls, sb3, c = peer()
+    common.main(__doc__, "trpo", c, cls, sb3)
 
 
 if __name__ == "__main__":

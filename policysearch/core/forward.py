@@ -36,8 +36,9 @@ ACTIVATIONS: dict[str, Callable[[Array, Any], Array]] = {
 
 
 def normalize(mean: Array, var: Array, x: Array, clip: float, xp: Any = np) -> Array:
-    """clip((x - mean) / sqrt(var + eps), -clip, clip)."""
-    return xp.clip((x - mean) / xp.sqrt(var + EPS), -clip, clip)
+    """clip((x - mean) / sqrt(var + eps), -clip, clip) (as min(max(., -clip), clip), which is what
+    jnp.clip computes and a quarter of np.clip's overhead on small arrays)."""
+    return xp.minimum(xp.maximum((x - mean) / xp.sqrt(var + EPS), -clip), clip)
 
 
 Layers = Sequence[tuple[Array, Array]]
@@ -47,7 +48,7 @@ Layers = Sequence[tuple[Array, Array]]
 def dense_layers(params: Mapping[str, Any] | Layers) -> Layers:
     """[(W_0, b_0), ...] of a Flax MLP's parameters {"params": {"Dense_0": {"kernel", "bias"}, ...}}
     (a list of layers is returned as it is)."""
-    if not isinstance(params, Mapping):
+    if isinstance(params, (list, tuple)) or not isinstance(params, Mapping):  # the cheap test first: it runs per step
         return params
     layers = params["params"]
     return [(layers[f"Dense_{i}"]["kernel"], layers[f"Dense_{i}"]["bias"]) for i in range(len(layers))]

@@ -35,17 +35,21 @@ class RunningStats(NamedTuple):
 def update_stats(stats: RunningStats, x: jax.Array, mask: jax.Array | None = None, xp: Any = jnp) -> RunningStats:
     """Merge the rows of x[B, ...] (those with mask == 1) into the running statistics. Written over
     the array module `xp`: the rollout's NumPy step runs the same merge."""
-    if mask is None:  # every row: the same numbers as a mask of ones, without its work
-        n = xp.asarray(x.shape[0], x.dtype)
+    if mask is None:  # every row: fewer operations, for the rollout's per-step call
+        n = x.shape[0]
         batch_mean = xp.sum(x, axis=0) / n
         batch_var = xp.sum((x - batch_mean) ** 2, axis=0) / n
-    else:
-        mask = mask.astype(x.dtype)
-        w = mask.reshape((-1,) + (1,) * (x.ndim - 1))
-        n = xp.sum(mask)
-        safe_n = xp.maximum(n, 1.0)
-        batch_mean = xp.sum(x * w, axis=0) / safe_n
-        batch_var = xp.sum(w * (x - batch_mean) ** 2, axis=0) / safe_n
+        total = stats.count + n
+        w = n / total
+        delta = batch_mean - stats.mean
+        m2 = stats.var * stats.count + batch_var * n + delta**2 * (stats.count * w)
+        return RunningStats(stats.mean + delta * w, m2 / total, total)
+    mask = mask.astype(x.dtype)
+    w = mask.reshape((-1,) + (1,) * (x.ndim - 1))
+    n = xp.sum(mask)
+    safe_n = xp.maximum(n, 1.0)
+    batch_mean = xp.sum(x * w, axis=0) / safe_n
+    batch_var = xp.sum(w * (x - batch_mean) ** 2, axis=0) / safe_n
     delta = batch_mean - stats.mean
     total = stats.count + n
     mean = stats.mean + delta * n / total

@@ -32,8 +32,11 @@ Timer = Callable[[str], ContextManager[None]]
 """times(phase) -> a context that times one span of `phase` (`run.timing.PhaseTimes`)."""
 
 
+_NO_SPAN = nullcontext()  # reusable
+
+
 def _untimed(phase: str) -> ContextManager[None]:
-    return nullcontext()
+    return _NO_SPAN
 
 
 def policy_step(
@@ -142,14 +145,13 @@ class Collector:
                 obs, action, obs_stats = step(obs_stats, self.obs, noise[t])
                 obs_buf[t], act_buf[t] = obs, action
             with times("env"):
-                next_obs, reward, terminated, truncated = self.env.step(act_buf[t])
-            with times("rollout other"):
-                valid = ~self.prev_done
-                rew_buf[t], term_buf[t], trunc_buf[t], valid_buf[t] = reward, terminated, truncated, valid
-                done = terminated | truncated
-                self.episodes.record(reward, done, valid)
-                self.prev_done = done
-                self.obs = next_obs
+                self.obs, rew_buf[t], term_buf[t], trunc_buf[t] = self.env.step(act_buf[t])
+        with times("rollout other"):  # after the loop, where the env's threads no longer compete for the cores
+            done = np.maximum(term_buf, trunc_buf) > 0
+            valid_buf[0], valid_buf[1:] = ~self.prev_done, ~done[:-1]
+            for t in range(num_steps):
+                self.episodes.record(rew_buf[t], done[t], valid_buf[t] > 0)
+            self.prev_done = done[-1]
         with times("to device"):
             obs_stats = RunningStats(*(jnp.asarray(x, jnp.float32) for x in obs_stats))
             obs_all, actions = jnp.asarray(obs_buf), jnp.asarray(act_buf)

@@ -1,10 +1,11 @@
 """Where a training run's wall time goes: each phase of an update timed and summed (`--profile`).
 
-The on-policy loop splits an update into the env stepping (`env`), the policy's forward pass
-for the actions (`policy`: the jitted call and the copy of its outputs to the host), building
-the batch's device arrays and scaling the rewards (`to device`), the per-step bookkeeping of the
-rollout (`rollout other`: the buffers, episode returns), the algorithm's update (`update`, waited
-for), and the run's own work (`logging`, `checkpoint`, `evaluation`). `table` prints them per
+The on-policy loop splits an update into the env stepping (`env`), the policy's step for the
+actions (`policy`: the batch's noise and parameters to the host once, then per step the NumPy
+step and its stores), the rollout's bookkeeping (`rollout other`: valid rows, episode returns),
+building the batch's device arrays with its log-probabilities and values and scaling the rewards
+(`to device`), the algorithm's update (`update`, waited for), and the run's own work (`logging`,
+`checkpoint`, `evaluation`). `table` prints them per
 update and as a share of the whole, next to the env stepping's own rate, which is the most the
 run could reach if every other phase took no time.
 """
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 PHASES = ("env", "policy", "rollout other", "to device", "update", "logging", "checkpoint", "evaluation")
 """The phases in the order of an update (others, if any, follow)."""
@@ -28,13 +29,8 @@ class PhaseTimes:
         self.updates = 0
         self.steps = 0
 
-    @contextmanager
-    def __call__(self, phase: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[phase] += time.perf_counter() - t0
+    def __call__(self, phase: str) -> AbstractContextManager[None]:
+        return _Span(self.seconds, phase)
 
     def reset(self) -> None:
         """Forget what was timed (the first update, which compiles, is not the steady state)."""
@@ -71,9 +67,27 @@ class PhaseTimes:
         return "\n".join(r for r in rows if r)
 
 
+class _Span:
+    """One timed span of a phase (a plain class: a generator-based context manager costs a few
+    microseconds, which the step loop would pay twice per step)."""
+
+    __slots__ = ("seconds", "phase", "t0")
+
+    def __init__(self, seconds: dict[str, float], phase: str) -> None:
+        self.seconds, self.phase = seconds, phase
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.seconds[self.phase] += time.perf_counter() - self.t0
+
+
+_UNTIMED = nullcontext()
+
+
 class NoTimes(PhaseTimes):
     """A PhaseTimes that times nothing (the default: no clock calls in the step loop)."""
 
-    @contextmanager
-    def __call__(self, phase: str) -> Iterator[None]:
-        yield
+    def __call__(self, phase: str) -> AbstractContextManager[None]:
+        return _UNTIMED
