@@ -26,7 +26,7 @@ demo: $(STAMP)
 # the tests' many short runs share JAX's persistent compilation cache (compiles over 1 s, keyed by the program)
 TEST_ENV := MUJOCO_GL=egl JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.pytest_cache/jax
 test: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(TEST_ENV) $(BIN)/python -m pytest -q -n auto --dist loadfile --durations=25
 
 test-fast: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"

@@ -1,10 +1,12 @@
-"""`policysearch` command line: train, eval, plan, plot, render.
+"""`policysearch` command line: train, eval, plan, plot, render, sweep, report.
 
   policysearch train ppo --env Hopper-v5 --total-steps 1000000 --seed 0 --run-dir runs/hopper
   policysearch train ppo --resume runs/hopper          (continue from the last checkpoint)
   policysearch eval runs/hopper --episodes 10 --json
   policysearch plan --env pendulum-swingup --horizon 100 --json
   policysearch plot runs/hopper | policysearch render runs/hopper
+  policysearch sweep --algos ppo trpo --envs Hopper-v5 --seeds 0 1 2 --set total-steps=1000000 --out runs/sweep
+  policysearch report runs/sweep
 
 Exit codes: 0 success, 2 bad input or a file that cannot be written (one line on stderr naming
 the problem and the fix), 3 training became non-finite (the last good checkpoint is kept), 130
@@ -33,7 +35,7 @@ from policysearch.errors import NonFiniteError, UserError
 from policysearch.run import signals
 from policysearch.run.trainers import trainer
 
-COMMANDS = ("train", "eval", "plan", "plot", "render")
+COMMANDS = ("train", "eval", "plan", "plot", "render", "sweep", "report")
 WRITE_ERRORS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 """OS errors of a write the user can fix (space, size limit, permissions): exit 2 and one line."""
 
@@ -180,6 +182,14 @@ def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
     return args_type(dataclasses.replace(run, run_dir=resume), algo_config, resume)
 
 
+def train_args(argv: Sequence[str]) -> tuple[str, Any]:
+    """(algorithm, parsed flags) of `policysearch train ALGO FLAGS` (ALGO known, checked by the caller)."""
+    algo, rest = argv[0], list(argv[1:])
+    args_type = _train_args_type(algo)
+    default = _resume_defaults(rest, algo, args_type)
+    return algo, parse(args_type, rest, default=default, prog=f"policysearch train {algo}")
+
+
 def cmd_train(argv: Sequence[str]) -> int:
     names = "{" + ",".join(ALGORITHMS) + "}"
     if not argv or argv[0] not in ALGORITHMS:
@@ -188,10 +198,7 @@ def cmd_train(argv: Sequence[str]) -> int:
             print(f"usage: policysearch train {names} [FLAGS]; `policysearch train ALGO --help` lists the flags")
             return 0
         raise UserError(f"unknown algorithm '{given}': use `policysearch train {names}`")
-    algo, rest = argv[0], list(argv[1:])
-    args_type = _train_args_type(algo)
-    default = _resume_defaults(rest, algo, args_type)
-    args = parse(args_type, rest, default=default, prog=f"policysearch train {algo}")
+    algo, args = train_args(argv)
     t, resume = trainer(algo), Path(args.resume) if args.resume else None
     t.check(args.run, args.algo, resume)
     result = t.train(args.run, args.algo, resume)
@@ -276,6 +283,42 @@ def cmd_plan(argv: Sequence[str]) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class ReportArgs:
+    """Aggregate a sweep folder over seeds: report.md, report.json and curves.png."""
+
+    sweep_dir: tyro.conf.Positional[str]
+    json: bool = False
+    """Print the report as one JSON object instead of the markdown table."""
+
+
+def cmd_sweep(argv: Sequence[str]) -> int:
+    from policysearch.sweep.grid import SweepArgs
+
+    args = parse(SweepArgs, argv, prog="policysearch sweep")
+    from policysearch.sweep.runner import run_sweep
+
+    result = run_sweep(args)
+    if args.dry_run:
+        for name, trial in result["trials"].items():
+            print(f"{name}: {trial['state']}: policysearch train {' '.join(trial['argv'])}")
+        return 0
+    failed = {n: r["error"] for n, r in result["trials"].items() if "error" in r}
+    done = len(result["trials"]) - len(failed)
+    print(f"sweep {result['out']}: {done} of {len(result['trials'])} trials finished" + (f"; failed: {failed}" if failed else "")
+          + f"; `policysearch report {result['out']}` aggregates them")
+    return 1 if failed else 0
+
+
+def cmd_report(argv: Sequence[str]) -> int:
+    args = parse(ReportArgs, argv, prog="policysearch report")
+    from policysearch.sweep.report import report
+
+    result = report(args.sweep_dir)
+    print(json.dumps(result) if args.json else Path(result["markdown"]).read_text() + f"curves: {result['curves']}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -283,7 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               + "\n".join(f"  {name:5s} {entry.summary}" for name, entry in ALGORITHMS.items()))
         return 0
     command, rest = argv[0], argv[1:]
-    handlers = {"train": cmd_train, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "render": cmd_render}
+    handlers = {"train": cmd_train, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "render": cmd_render, "sweep": cmd_sweep,
+                "report": cmd_report}
     signals.install()
     try:
         if command not in handlers:

@@ -201,14 +201,17 @@ def _train(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, r: _Run,
         finally:
             logger.close()
             env.close()
+    wall_time = time.perf_counter() - t_start
     agent = snapshot(state)
     _finish_artifacts(run_dir, run, algo_name, agent)
-    summary: dict[str, Any] = {"run_dir": str(run_dir)}
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "algo": algo_name, "env": run.env, "seed": run.seed,
+                               "steps": num_updates * spu, "wall_time": wall_time, "steps_per_second": num_updates * spu / wall_time}
     summary.update({f"eval_{k}": v for k, v in (final_eval or {}).items()})
     if run.profile:
         summary["profile"] = times.summary()
         write_json_atomic(run_dir / "profile.json", summary["profile"])
         print(times.table(f"{algo_name} {run.env}, {run.num_envs} envs (first update left out)"), file=sys.stderr)
+    write_json_atomic(run_dir / "summary.json", summary)  # last: its presence says the run finished (`policysearch sweep`)
     return TrainResult(run_dir, agent, summary)
 
 

@@ -1,0 +1,126 @@
+"""`policysearch sweep`: the grid's trials as Ray tasks, on a local cluster started for the sweep
+(sized to the machine) or on one started with `ray start` (--address). Each task asks for the CPUs
+its envs' threads use and runs `trial.run_trial` in a Ray worker; a task whose worker dies is
+started again (--max-retries) and resumes from the trial's checkpoint. The folder must lie on
+storage every node sees. sweep.json records the grid; results.json what each trial did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from policysearch.errors import UserError
+from policysearch.sweep.grid import SweepArgs, Trial, expand
+
+
+def trial_cpus(trial: Trial, args: SweepArgs, cluster_cpus: int) -> int:
+    """CPUs a trial asks for: --cpus-per-trial, else the threads its envs use (EnvPool: one per env
+    up to the cores; Gymnasium's vector env: one), at most the cluster's."""
+    if args.cpus_per_trial:
+        return min(args.cpus_per_trial, cluster_cpus)
+    from policysearch.envs.vector import ENVPOOL_MUJOCO
+
+    num_envs = int(trial.settings.get("num-envs", trial.settings.get("num_envs", 8)))
+    threads = min(num_envs, os.cpu_count() or 1) if trial.env in ENVPOOL_MUJOCO else 1
+    return max(1, min(threads, cluster_cpus))
+
+
+def check_trials(trials: list[Trial]) -> None:
+    """Every trial's train flags parse (exit 2 before anything runs when one does not)."""
+    from policysearch.cli import train_args
+
+    for trial in trials:
+        try:
+            train_args(trial.argv())
+        except UserError as exc:
+            raise UserError(f"trial {trial.name}: {exc}") from None
+
+
+def _status_line(done: int, failed: int, running: int, total: int, started: float, durations: list[float]) -> str:
+    left = total - done - failed
+    eta = ""
+    if durations and left:
+        parallel = max(1, running)
+        eta = f", ETA {_clock(sum(durations) / len(durations) * left / parallel)}"
+    return f"sweep: {done}/{total} done, {running} running, {failed} failed, {_clock(time.perf_counter() - started)} elapsed{eta}"
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def run_sweep(args: SweepArgs) -> dict[str, Any]:
+    """Run (or resume) every trial; returns {"out", "trials": {name: result or error}}."""
+    from policysearch.sweep.trial import trial_state
+
+    trials = expand(args)
+    out = Path(args.out)
+    names = [t.name for t in trials]
+    if len(set(names)) != len(names):
+        raise UserError("two trials of the grid would share a folder: give each flag once")
+    check_trials(trials)
+    if args.dry_run:
+        return {"out": str(out), "trials": {t.name: {"state": trial_state(out / t.name), "argv": t.argv()} for t in trials}}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sweep.json").write_text(json.dumps({"trials": [t.record() for t in trials]}, indent=2))
+    except OSError as exc:
+        raise UserError(f"cannot write the sweep folder '{out}' ({exc.strerror}): pass another --out") from None
+    try:
+        import ray
+    except ImportError:
+        raise UserError("policysearch sweep needs Ray: pip install 'policysearch[distributed]'") from None
+
+    from policysearch.sweep.trial import run_trial
+
+    if args.address:
+        try:
+            ray.init(address=args.address, log_to_driver=False, logging_level="ERROR")
+        except ConnectionError as exc:
+            raise UserError(f"cannot join the Ray cluster at '{args.address}' ({exc}): start it with `ray start --head`, "
+                            "or leave out --address for a local one") from None
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        cluster_cpus = int(max(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]))
+        remote = ray.remote(run_trial)
+        pending = {}
+        for t in trials:
+            ref = remote.options(num_cpus=trial_cpus(t, args, cluster_cpus), max_retries=args.max_retries, retry_exceptions=False,
+                                 name=t.name).remote(t.name, t.argv(), str((out / t.name).resolve()))
+            pending[ref] = t
+        results: dict[str, Any] = {}
+        durations: list[float] = []
+        started, failed, last = time.perf_counter(), 0, ""
+        slots = max(1, cluster_cpus // max(1, min(trial_cpus(t, args, cluster_cpus) for t in trials)))
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+            for ref in ready:
+                t = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                    results[t.name] = result
+                    if result["state"] != "finished":
+                        durations.append(result["seconds"])
+                except ray.exceptions.RayTaskError as exc:  # the trial raised: not retried
+                    cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
+                    results[t.name] = {"name": t.name, "error": f"{type(cause).__name__}: {cause}"}
+                    failed += 1
+                except ray.exceptions.RayError as exc:  # the worker died more often than --max-retries
+                    results[t.name] = {"name": t.name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
+                    failed += 1
+            line = _status_line(len(results) - failed, failed, min(len(pending), slots), len(trials), started, durations)
+            if args.progress and line.split(", ")[:4] != last.split(", ")[:4]:
+                print(line, file=sys.stderr, flush=True)
+                last = line
+    finally:
+        ray.shutdown()
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    return {"out": str(out), "trials": results}

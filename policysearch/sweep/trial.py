@@ -1,0 +1,60 @@
+"""One trial of a sweep, as a Ray worker runs it: look at its folder, then train it new, resume it
+from its last checkpoint, or skip it when it finished (its summary.json is written last).
+
+The worker runs the trial in its own process through the same code as `policysearch train`, with
+the trial's output in DIR/trial.log and its PID in DIR/worker.pid (what a test kills). A worker
+killed mid-trial leaves the run folder as kill -9 leaves any run (its lock dies with it); Ray
+starts the task again and this function resumes the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+State = Literal["finished", "resumable", "new"]
+
+
+def trial_state(run_dir: Path) -> State:
+    """finished: summary.json exists; resumable: a complete checkpoint exists; new: neither."""
+    from policysearch.errors import UserError
+    from policysearch.run.checkpoint import find_checkpoint
+
+    if (run_dir / "summary.json").exists():
+        return "finished"
+    try:
+        find_checkpoint(run_dir)
+        return "resumable"
+    except UserError:
+        return "new"
+
+
+def trial_argv(argv: list[str], run_dir: Path) -> tuple[list[str], State]:
+    """The train command's arguments for the trial's folder in its current state."""
+    state = trial_state(run_dir)
+    if state == "resumable":
+        return [*argv, "--resume", str(run_dir)], state
+    return [*argv, "--run-dir", str(run_dir), "--overwrite"], state  # overwrite: a start killed before its first checkpoint
+
+
+def run_trial(name: str, argv: list[str], run_dir: str) -> dict[str, Any]:
+    """Train the trial to the end (or skip it). Returns {"name", "state" it was found in, "seconds",
+    "summary"}; a bad flag raises UserError, which the sweep reports without retrying."""
+    from policysearch.cli import cmd_train
+
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    full, state = trial_argv(argv, folder)
+    t0 = time.perf_counter()
+    if state != "finished":
+        (folder / "worker.pid").write_text(f"{os.getpid()}\n")
+        with open(folder / "trial.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            print(f"# policysearch train {' '.join(full)}", flush=True)
+            cmd_train(full)
+    import json
+
+    summary = json.loads((folder / "summary.json").read_text())
+    return {"name": name, "state": state, "seconds": time.perf_counter() - t0, "summary": summary}
