@@ -36,9 +36,10 @@ BUDGETS = {
     "--conditions 3 --iterations 6": "--conditions 1 --iterations 1 --horizon 20 --eval-episodes 1",
     "--iterations 10 #": "--iterations 2 #",
     "--seeds 0 1 2": "--seeds 0",
+    "total-steps=1000000": "total-steps=2048",
 }
 """README text -> what the test runs instead: only budgets (steps, iterations, horizons, episodes, seeds)."""
-BUDGET_FLAG = re.compile(r"--(total-steps|train-example|episodes|horizon|iterations|conditions|seeds)\b|\.learn\(|episodes=|range\(")
+BUDGET_FLAG = re.compile(r"--(total-steps|train-example|episodes|horizon|iterations|conditions|seeds)\b|\.learn\(|episodes=|range\(|total-steps=")
 EXTRA = {"experiments/gps_terrain.py": "--horizon 8 --test-horizon 10 --gps-iterations 1 --ilqr-iterations 2 --guiding-samples 2 "
          "--rl-factor 0.5 --roughness 2"}
 """Flags appended to a command naming the key: the experiment's budget, which its README command leaves at the defaults."""

@@ -114,7 +114,9 @@ def test_sweep_on_a_cluster_finishes_every_trial_and_a_rerun_trains_nothing(ray_
     assert _rows(out / "ppo-CartPole-v1-s0") == [256, 512, 768, 1024]  # nothing trained, nothing appended
     rep = run_cli("report", str(out), "--json")
     assert rep.returncode == 0, rep.stderr[-2000:]
-    groups = json.loads(rep.stdout)["groups"]
+    report = json.loads(rep.stdout)
+    groups = report["groups"]
+    assert len(report["trials"]) == 4 and all(t["finished"] and t["steps"] == 1024 for t in report["trials"])
     assert [(g["algo"], g["seeds"], g["finished"], g["evaluated"]) for g in groups] == [("ppo", 2, 2, 2), ("pg", 2, 2, 2)]
     assert "vs_first_of_env" in groups[1] and (out / "curves.png").stat().st_size > 0
     assert (out / "report.md").read_text().count("\n") == 4  # header, rule, two groups

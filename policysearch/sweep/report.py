@@ -2,7 +2,8 @@
 their seeds: the final evaluation return (mean, std, interquartile mean, 95% bootstrap CI), real
 steps, wall time and steps/s; learning curves as the mean over seeds with a 95% bootstrap band;
 and, per env, each group's difference in mean return from the env's first group with its 95%
-bootstrap interval. Written as report.md, report.json and curves.png in the sweep folder.
+bootstrap interval. Written as report.md, report.json (the groups, and one row per trial) and
+curves.png in the sweep folder.
 """
 
 from __future__ import annotations
@@ -132,6 +133,9 @@ def report(sweep_dir: str | Path) -> dict[str, Any]:
     groups = collect(folder)
     rows = summarize(groups)
     (folder / "report.md").write_text(markdown(rows))
-    (folder / "report.json").write_text(json.dumps({"groups": rows}, indent=2))
+    trials = [{"name": r["name"], "group": key, "seed": r["seed"], "finished": r["summary"] is not None,
+               **{k: (r["summary"] or {}).get(k) for k in ("eval_return_mean", "steps", "wall_time", "steps_per_second")}}
+              for key, runs in groups.items() for r in runs]
+    (folder / "report.json").write_text(json.dumps({"groups": rows, "trials": trials}, indent=2))
     plot_curves(groups, folder / "curves.png")
-    return {"groups": rows, "markdown": str(folder / "report.md"), "json": str(folder / "report.json"), "curves": str(folder / "curves.png")}
+    return {"groups": rows, "trials": trials, "markdown": str(folder / "report.md"), "json": str(folder / "report.json"), "curves": str(folder / "curves.png")}
