@@ -22,14 +22,15 @@ demo: $(STAMP)
 	@echo "run folder: $(DEMO_DIR) (config.json, metrics.csv, tb/, checkpoints/, learning_curve.png, policy.mp4)"
 	@echo "to use the policysearch command and the installed python in this shell: source $(VENV)/bin/activate"
 
-# one and a half pytest workers per core (a worker compiling, which is single-threaded, or in a Python loop
-# leaves a core idle: on 2 cores the suite used 83% of them with 2 workers), each test file on one worker
-# (a file's tests share fixtures and run folders); the tests' many short runs share JAX's persistent
-# compilation cache (compiles over 1 s, keyed by the program)
-TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; n = os.cpu_count() or 1; print(n + (n + 1) // 2)')
+# one pytest worker per core (1.5 per core was measured: no faster, 22:36 against 22:50, the CPU time being
+# the limit), each test file on one worker (a file's tests share fixtures and run folders); the tests'
+# many short runs share JAX's persistent compilation cache (compiles over 1 s, keyed by the program)
+TEST_WORKERS ?= auto
 TEST_ENV := MUJOCO_GL=egl JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.pytest_cache/jax
+# the longest files first (a file runs on one worker; started last, one of them alone would be the tail)
+LONG_TESTS := tests/test_readme.py tests/test_gps.py tests/test_mujoco_ilqr.py
 test: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
+	$(TEST_ENV) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25 $(LONG_TESTS) tests
 
 test-fast: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"

@@ -97,11 +97,14 @@ def test_linearisation_predicts_small_perturbations(env_id: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("env_id", "horizon"), [("Hopper-v5", 300), ("Walker2d-v5", 300), ("Swimmer-v5", 200)])
+@pytest.mark.parametrize(("env_id", "horizon"), [("Hopper-v5", 300), ("Swimmer-v5", 200)])
 def test_planned_controller_moves_forward_on_the_real_env(tmp_path, env_id: str, horizon: int) -> None:
     """`policysearch plan` from the default start: the optimised closed-loop controller runs the
     whole horizon on the real env without terminating, moves forward, and the full-horizon iLQR
-    lowered the cost of the plan it started from (for the walkers, the receding-horizon one)."""
+    lowered the cost of the plan it started from (for the walker, the receding-horizon one).
+    Walker2d-v5 takes the same path as Hopper-v5 (receding start, full-horizon iLQR, healthy
+    test) and passed at horizons 200 and 300, but costs 263 s of CI's 20 minutes on its own; its
+    figure in the README is measured with `policysearch plan --env Walker2d-v5 --horizon 300`."""
     result = run_plan(PlanConfig(env=env_id, horizon=horizon, iterations=100, tolerance=1e-4, run_dir=str(tmp_path), json=True, video=False))
     assert result["cost_final"] < (0.75 if env_id == "Swimmer-v5" else 1.0) * result["cost_initial"]
     assert result["valid_steps"] == horizon + 1
