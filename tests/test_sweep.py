@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -80,12 +81,22 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     ray_bin = Path(sys.executable).parent / "ray"
     temp = tmp_path_factory.mktemp("ray")
     port = 6379 + os.getpid() % 1000
+    # the cluster's own auth token, given to it and to every command joining it: a token in Ray's
+    # default place (~/.ray/auth_token) can be rewritten by another cluster started on the machine
+    # meanwhile (the README test's local sweep), and joining would then be refused
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     start = subprocess.run([str(ray_bin), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
                             f"--temp-dir={temp}", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=180)
     assert start.returncode == 0, start.stderr[-2000:]
     yield f"127.0.0.1:{port}"
     subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _rows(run_dir: Path) -> list[int]:
