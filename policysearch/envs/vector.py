@@ -107,6 +107,13 @@ def spec_from_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space)
     )
 
 
+def env_threads(env_id: str, num_envs: int, backend: Backend = "auto") -> int:
+    """The threads N envs of env_id step on: EnvPool's, one per env up to the cores, where EnvPool
+    serves the id (backend "auto" or "envpool"); else one (Gymnasium's vector env)."""
+    use_envpool = backend == "envpool" or (backend == "auto" and env_id in ENVPOOL_MUJOCO)
+    return min(num_envs, os.cpu_count() or 1) if use_envpool else 1
+
+
 class VecEnv:
     """N copies of one environment stepped together; see the module docstring."""
 
@@ -120,8 +127,7 @@ class VecEnv:
                 import envpool
             except ImportError as exc:
                 raise UserError("--backend envpool needs EnvPool: pip install 'policysearch[fast]'") from exc
-            threads = min(num_envs, os.cpu_count() or 1)
-            self._env = envpool.make_gymnasium(env_id, num_envs=num_envs, seed=seed, num_threads=threads)
+            self._env = envpool.make_gymnasium(env_id, num_envs=num_envs, seed=seed, num_threads=env_threads(env_id, num_envs, backend))
             self._seed: int | None = None
         else:
             try:

@@ -15,19 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from policysearch.errors import UserError
+from policysearch.run.progress import clock
 from policysearch.sweep.grid import SweepArgs, Trial, expand
 
 
 def trial_cpus(trial: Trial, args: SweepArgs, cluster_cpus: int) -> int:
-    """CPUs a trial asks for: --cpus-per-trial, else the threads its envs use (EnvPool: one per env
-    up to the cores; Gymnasium's vector env: one), at most the cluster's."""
+    """CPUs a trial asks for: --cpus-per-trial, else the threads its envs step on
+    (`vector.env_threads`), at most the cluster's."""
     if args.cpus_per_trial:
         return min(args.cpus_per_trial, cluster_cpus)
-    from policysearch.envs.vector import ENVPOOL_MUJOCO
+    from policysearch.envs.vector import env_threads
 
-    num_envs = int(trial.settings.get("num-envs", trial.settings.get("num_envs", 8)))
-    threads = min(num_envs, os.cpu_count() or 1) if trial.env in ENVPOOL_MUJOCO else 1
-    return max(1, min(threads, cluster_cpus))
+    setting = trial.settings.get
+    num_envs = int(setting("num-envs", setting("num_envs", 8)))
+    return max(1, min(env_threads(trial.env, num_envs, setting("backend", "auto")), cluster_cpus))
 
 
 def check_trials(trials: list[Trial]) -> None:
@@ -46,14 +47,8 @@ def _status_line(done: int, failed: int, running: int, total: int, started: floa
     eta = ""
     if durations and left:
         parallel = max(1, running)
-        eta = f", ETA {_clock(sum(durations) / len(durations) * left / parallel)}"
-    return f"sweep: {done}/{total} done, {running} running, {failed} failed, {_clock(time.perf_counter() - started)} elapsed{eta}"
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+        eta = f", ETA {clock(sum(durations) / len(durations) * left / parallel)}"
+    return f"sweep: {done}/{total} done, {running} running, {failed} failed, {clock(time.perf_counter() - started)} elapsed{eta}"
 
 
 def run_sweep(args: SweepArgs) -> dict[str, Any]:
@@ -91,15 +86,16 @@ def run_sweep(args: SweepArgs) -> dict[str, Any]:
     try:
         cluster_cpus = int(max(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]))
         remote = ray.remote(run_trial)
+        cpus = {t.name: trial_cpus(t, args, cluster_cpus) for t in trials}
         pending = {}
         for t in trials:
-            ref = remote.options(num_cpus=trial_cpus(t, args, cluster_cpus), max_retries=args.max_retries, retry_exceptions=False,
+            ref = remote.options(num_cpus=cpus[t.name], max_retries=args.max_retries, retry_exceptions=False,
                                  name=t.name).remote(t.name, t.argv(), str((out / t.name).resolve()))
             pending[ref] = t
         results: dict[str, Any] = {}
         durations: list[float] = []
         started, failed, last = time.perf_counter(), 0, ""
-        slots = max(1, cluster_cpus // max(1, min(trial_cpus(t, args, cluster_cpus) for t in trials)))
+        slots = max(1, cluster_cpus // min(cpus.values()))
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
             for ref in ready:

@@ -10,6 +10,7 @@ starts the task again and this function resumes the run.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from pathlib import Path
@@ -54,7 +55,5 @@ def run_trial(name: str, argv: list[str], run_dir: str) -> dict[str, Any]:
         with open(folder / "trial.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             print(f"# policysearch train {' '.join(full)}", flush=True)
             cmd_train(full)
-    import json
-
     summary = json.loads((folder / "summary.json").read_text())
     return {"name": name, "state": state, "seconds": time.perf_counter() - t0, "summary": summary}
