@@ -161,6 +161,9 @@ def _train_args_type(algo: str) -> type:
             ("run", Annotated[t.run_config, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=t.run_config)),
             ("algo", Annotated[ALGORITHMS[algo].config, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=ALGORITHMS[algo].config)),
             ("resume", Annotated[str, tyro.conf.arg(help=t.resume_help + " (default: a new run)", help_behavior_hint="")], ""),
+            ("preset", Annotated[str, tyro.conf.arg(help="Start from a published per-task setting: zoo (the RL Baselines3 Zoo's "
+                                                      "tuned values; `algos/presets.py` names each value's source); the flags "
+                                                      "given override it (default: none)", help_behavior_hint="")], ""),
         ],
         frozen=True,
     )
@@ -187,7 +190,18 @@ def train_args(argv: Sequence[str]) -> tuple[str, Any]:
     algo, rest = argv[0], list(argv[1:])
     args_type = _train_args_type(algo)
     default = _resume_defaults(rest, algo, args_type)
-    return algo, parse(args_type, rest, default=default, prog=f"policysearch train {algo}")
+    prog = f"policysearch train {algo}"
+    args = parse(args_type, rest, default=default, prog=prog)
+    if not args.preset:
+        return algo, args
+    from policysearch.algos.presets import find_preset
+
+    preset = find_preset(args.preset, algo, args.run.env)
+    base = default or args_type()
+    run_fields = {f.name for f in dataclasses.fields(base.run)}
+    run = dataclasses.replace(base.run, **{k: v for k, v in preset.values.items() if k in run_fields})
+    algo_config = dataclasses.replace(base.algo, **{k: v for k, v in preset.values.items() if k not in run_fields})
+    return algo, parse(args_type, rest, default=dataclasses.replace(base, run=run, algo=algo_config), prog=prog)
 
 
 def cmd_train(argv: Sequence[str]) -> int:

@@ -36,6 +36,8 @@ class OnPolicyConfig:
     """Hidden activation."""
     log_std_init: float = 0.0
     """Initial log standard deviation of Gaussian policies."""
+    ortho_init: bool = True
+    """Orthogonal weight initialisation (gains sqrt 2, 0.01 policy head, 1 value head); off: PyTorch's nn.Linear default."""
 
     def __post_init__(self) -> None:
         require_positive("steps_per_update", self.steps_per_update)

@@ -4,7 +4,9 @@ actions, a categorical MLP for Discrete ones, and an MLP value function.
 `Policy` is a static, hashable description (sizes, activation, action kind); the arrays live in
 `PolicyParams`, a pytree that algorithms carry in their state. Orthogonal initialisation with
 gains sqrt(2) (hidden), 0.01 (policy head) and 1 (value head), as in the PPO implementations
-studied by Engstrom et al. (2020) and Andrychowicz et al. (2021).
+studied by Engstrom et al. (2020) and Andrychowicz et al. (2021); or, with `ortho_init=False`,
+PyTorch's default for `nn.Linear` (weights U(-1/sqrt(fan_in), 1/sqrt(fan_in))), which is what
+Stable-Baselines3's `ortho_init=False` leaves and some RL Zoo settings use (`algos/presets.py`).
 """
 
 from __future__ import annotations
@@ -22,20 +24,29 @@ from policysearch.core.distributions import Categorical, DiagGaussian, Distribut
 from policysearch.core.forward import ACTIVATIONS, mlp
 
 
+TORCH_DEFAULT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+"""PyTorch's `nn.Linear` weight init: U(-b, b) with b = sqrt(3 * (1/3) / fan_in) = 1/sqrt(fan_in)."""
+
+
 class MLP(nn.Module):
-    """Dense layers with `activation` between them, orthogonally initialised. Flax makes the
-    parameters (`init`); the forward pass is `forward.mlp`, shared with the NumPy rollout step."""
+    """Dense layers with `activation` between them, orthogonally initialised (or as PyTorch
+    does, `ortho=False`). Flax makes the parameters (`init`); the forward pass is `forward.mlp`,
+    shared with the NumPy rollout step."""
 
     hidden: Sequence[int]
     out_dim: int
     activation: str
     out_gain: float
+    ortho: bool = True
+
+    def _init(self, gain: float) -> nn.initializers.Initializer:
+        return nn.initializers.orthogonal(gain) if self.ortho else TORCH_DEFAULT
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for width in self.hidden:
-            x = ACTIVATIONS[self.activation](nn.Dense(width, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)))(x), jnp)
-        return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_gain))(x)
+            x = ACTIVATIONS[self.activation](nn.Dense(width, kernel_init=self._init(math.sqrt(2.0)))(x), jnp)
+        return nn.Dense(self.out_dim, kernel_init=self._init(self.out_gain))(x)
 
 
 class PolicyParams(NamedTuple):
@@ -68,14 +79,15 @@ class Policy:
     hidden: tuple[int, ...] = (64, 64)
     activation: Activation = "tanh"
     log_std_init: float = 0.0
+    ortho_init: bool = True
 
     @property
     def _actor(self) -> MLP:
-        return MLP(self.hidden, self.action_dim, self.activation, out_gain=0.01)
+        return MLP(self.hidden, self.action_dim, self.activation, out_gain=0.01, ortho=self.ortho_init)
 
     @property
     def _critic(self) -> MLP:
-        return MLP(self.hidden, 1, self.activation, out_gain=1.0)
+        return MLP(self.hidden, 1, self.activation, out_gain=1.0, ortho=self.ortho_init)
 
     def init(self, key: jax.Array) -> PolicyParams:
         k_actor, k_critic = jax.random.split(key)

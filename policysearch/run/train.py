@@ -69,7 +69,8 @@ def resume_point(meta: dict[str, Any], ckpt: Path) -> ResumePoint:
 
 
 def make_policy(spec: EnvSpec, config: OnPolicyConfig) -> Policy:
-    return Policy(spec.obs_dim, spec.action_dim, spec.action_kind, tuple(config.hidden), config.activation, config.log_std_init)
+    return Policy(spec.obs_dim, spec.action_dim, spec.action_kind, tuple(config.hidden), config.activation, config.log_std_init,
+                  config.ortho_init)
 
 
 class _Run(NamedTuple):
