@@ -2,8 +2,8 @@
 
 Both sides train on Hopper-v5 with 8 envs, separate 64x64 tanh actor and critic MLPs (orthogonal
 init, log-std 0), observation normalisation and reward scaling (clip 10), in one process. The SB3
-side takes its rollout length, gamma, GAE lambda and network from our config, so the two cannot
-drift apart. SB3 runs on CPU over `make_vec_env(..., vec_env_cls=DummyVecEnv)` (SubprocVecEnv with
+side takes every setting from our config through `policysearch.run.peers.sb3_kwargs` (the same
+mapping a sweep's sb3-ppo / sb3-trpo trials use), so the two cannot drift apart. SB3 runs on CPU over `make_vec_env(..., vec_env_cls=DummyVecEnv)` (SubprocVecEnv with
 `--sb3-vec subproc`) wrapped in VecNormalize; ours uses its default backend (EnvPool for Hopper-v5
 where installed; `--our-backend gymnasium` for Gymnasium's sync vector env).
 
@@ -91,27 +91,12 @@ def run_ours(algo: str, config: Any, steps: int, seed: int, run_dir: Path, backe
     }
 
 
-def sb3_matched_kwargs(config: Any) -> dict:
-    """SB3 constructor arguments that mirror `config`'s rollout, returns and network exactly."""
-    import torch
-
-    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "softplus": torch.nn.Softplus}[config.activation]
-    hidden = list(config.hidden)
-    return dict(
-        n_steps=config.steps_per_update // NUM_ENVS, gamma=config.gamma, gae_lambda=config.gae_lambda,
-        policy_kwargs=dict(net_arch=dict(pi=hidden, vf=hidden), activation_fn=activation, ortho_init=True,
-                           log_std_init=config.log_std_init),
-        device="cpu", verbose=0,
-    )
-
-
 def make_sb3_env(n_envs: int, seed: int, vec: str, gamma: float, training: bool = True):
-    """SB3 vec env of ENV_ID wrapped in VecNormalize (reward scaling only while training)."""
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+    """SB3 vec env of ENV_ID in VecNormalize with our default normalisation (`run.peers.make_sb3_env`)."""
+    from policysearch.run.config import RunConfig
+    from policysearch.run.peers import make_sb3_env as make
 
-    venv = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed, vec_env_cls=SubprocVecEnv if vec == "subproc" else DummyVecEnv)
-    return VecNormalize(venv, training=training, norm_obs=True, norm_reward=training, gamma=gamma)
+    return make(ENV_ID, n_envs, seed, RunConfig(env=ENV_ID), gamma, vec, training)
 
 
 def run_sb3(model_cls: type, kwargs: dict, steps: int, seed: int, vec: str) -> dict:
@@ -229,12 +214,16 @@ def print_seed_summary(results: list[tuple[int, dict, dict]]) -> dict:
     return summary
 
 
-def main(doc: str, algo: str, config: Any, sb3_cls: type, sb3_kwargs: dict) -> None:
-    """Parse the common flags, run ours (`train(algo, ..., config)`) and SB3 (`sb3_cls` with the
-    matched arguments updated by `sb3_kwargs`) for each seed, print the tables and write the JSON."""
+def main(doc: str, algo: str, config: Any) -> None:
+    """Parse the common flags, run ours (`train(algo, ..., config)`) and its peer (`run.peers`:
+    SB3's class with the arguments that mirror `config`) for each seed, print the tables and
+    write the JSON."""
+    from policysearch.run.peers import sb3_class, sb3_kwargs
+
     args = parse_args(doc)
     steps = LONG_STEPS if args.long else args.steps
-    kwargs = {**sb3_matched_kwargs(config), **sb3_kwargs}  # run_sb3 adds each run's seed
+    sb3_cls = sb3_class(f"sb3-{algo}")
+    kwargs = sb3_kwargs(algo, config, NUM_ENVS)  # run_sb3 adds each run's seed
 
     import jax
     import torch

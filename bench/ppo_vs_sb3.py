@@ -16,25 +16,10 @@ from __future__ import annotations
 import common
 
 
-def peer() -> tuple[type, dict, object]:
-    """(SB3's PPO, its arguments beyond `common.sb3_matched_kwargs`, our PPOConfig they match)."""
-    from stable_baselines3 import PPO
-
+def main() -> None:
     from policysearch.algos import PPOConfig
 
-    c = PPOConfig()
-    assert c.anneal_lr and c.loss == "clip"
-    sb3 = dict(
-        batch_size=c.minibatch_size, n_epochs=c.epochs,
-        learning_rate=lambda progress_remaining: c.learning_rate * progress_remaining,
-        clip_range=c.clip_coef, ent_coef=c.ent_coef, vf_coef=c.vf_coef, max_grad_norm=c.max_grad_norm,
-    )
-    return PPO, sb3, c
-
-
-def main() -> None:
-    cls, sb3, c = peer()
-    common.main(__doc__, "ppo", c, cls, sb3)
+    common.main(__doc__, "ppo", PPOConfig())
 
 
 if __name__ == "__main__":

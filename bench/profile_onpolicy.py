@@ -103,15 +103,17 @@ def peers(results: dict, args: argparse.Namespace) -> None:
     import torch
 
     import common
-    import ppo_vs_sb3
-    import trpo_vs_sb3
+
+    from policysearch.algos import ALGORITHMS
+    from policysearch.run.peers import sb3_class, sb3_kwargs
 
     torch.set_num_threads(1)
-    for algo, module in (("ppo", ppo_vs_sb3), ("trpo", trpo_vs_sb3)):
+    for algo in ("ppo", "trpo"):
         if algo not in results:
             continue
-        cls, extra, config = module.peer()
-        run = common.run_sb3(cls, {**common.sb3_matched_kwargs(config), **extra}, args.peer_steps, args.seed, "dummy")
+        cls = sb3_class(f"sb3-{algo}")
+        kwargs = sb3_kwargs(algo, ALGORITHMS[algo].config(), common.NUM_ENVS)
+        run = common.run_sb3(cls, kwargs, args.peer_steps, args.seed, "dummy")
         ours = results[algo]["steps_per_second"]
         print(f"{cls.__module__.split('.')[0]} {cls.__name__}: {run['steps_per_s']:,.0f} steps/s over {run['steps']:,} steps "
               f"(1 torch thread); ours {ours:,.0f}: {ours / run['steps_per_s']:.1f}x")

@@ -17,25 +17,10 @@ from __future__ import annotations
 import common
 
 
-def peer() -> tuple[type, dict, object]:
-    """(sb3-contrib's TRPO, its arguments beyond `common.sb3_matched_kwargs`, our TRPOConfig they match)."""
-    from sb3_contrib import TRPO
-
+def main() -> None:
     from policysearch.algos import TRPOConfig
 
-    c = TRPOConfig()
-    sb3 = dict(
-        batch_size=c.critic_minibatch_size, learning_rate=c.learning_rate, n_critic_updates=c.critic_epochs,
-        target_kl=c.max_kl, cg_max_steps=c.cg_iterations, cg_damping=c.cg_damping,
-        line_search_shrinking_factor=c.line_search_shrink, line_search_max_iter=c.line_search_steps,
-        normalize_advantage=c.normalize_advantage,
-    )
-    return TRPO, sb3, c
-
-
-def main() -> None:
-    cls, sb3, c = peer()
-    common.main(__doc__, "trpo", c, cls, sb3)
+    common.main(__doc__, "trpo", TRPOConfig())
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class SweepArgs:
     again skips finished trials and resumes unfinished ones from their last checkpoint."""
 
     algos: tuple[str, ...] = ()
-    """Algorithms (ppo, trpo, pg)."""
+    """Algorithms (ppo, trpo, pg), and the peers sb3-ppo (Stable-Baselines3 PPO) and sb3-trpo (sb3-contrib TRPO), which take ppo's and trpo's flags."""
     envs: tuple[str, ...] = ()
     """Gymnasium env ids."""
     seeds: tuple[int, ...] = ()
@@ -69,11 +69,18 @@ class Trial:
 
     def argv(self) -> list[str]:
         """The train command's arguments, folder flags left out (the trial adds --run-dir or --resume)."""
-        flags = [x for k, v in self.settings.items() for x in (f"--{k}", v)]
+        flags = [x for k, v in self.settings.items() for x in _flag(k, v)]
         return [self.algo, "--env", self.env, "--seed", str(self.seed), *flags, "--no-progress", "--no-video"]
 
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "algo": self.algo, "env": self.env, "seed": self.seed, "settings": self.settings}
+
+
+def _flag(name: str, value: str) -> tuple[str, ...]:
+    """A setting as train flags: true/false are the switch forms (--name, --no-name)."""
+    if value.lower() in ("true", "false"):
+        return (f"--{name}",) if value.lower() == "true" else (f"--no-{name}",)
+    return (f"--{name}", value)
 
 
 def _slug(text: str) -> str:
@@ -117,9 +124,11 @@ def load_grid(args: SweepArgs) -> tuple[list[str], list[str], list[int], dict[st
     settings.update((name.lstrip("-"), values) for name, values in map(_parse_set, args.set))
     if not algos or not envs:
         raise UserError("a sweep needs algorithms and envs: pass --algos ppo trpo --envs CartPole-v1 (or a --grid file)")
+    from policysearch.run.peers import PEERS
+
     for algo in algos:
-        if algo not in ALGORITHMS or ALGORITHMS[algo].kind != "on-policy":
-            names = ", ".join(n for n, e in ALGORITHMS.items() if e.kind == "on-policy")
+        if algo not in PEERS and (algo not in ALGORITHMS or ALGORITHMS[algo].kind != "on-policy"):
+            names = ", ".join([*(n for n, e in ALGORITHMS.items() if e.kind == "on-policy"), *PEERS])
             raise UserError(f"'{algo}' cannot be swept: use one of {names}")
     for name in settings:
         scope, _, flag = name.rpartition(":")

@@ -2,7 +2,8 @@
 (sized to the machine) or on one started with `ray start` (--address). Each task asks for the CPUs
 its envs' threads use and runs `trial.run_trial` in a Ray worker; a task whose worker dies is
 started again (--max-retries) and resumes from the trial's checkpoint. The folder must lie on
-storage every node sees. sweep.json records the grid; results.json what each trial did.
+storage every node sees. sweep.json records the trials of every grid run into the folder (the
+report covers them all); results.json what this command's trials did.
 """
 
 from __future__ import annotations
@@ -19,27 +20,28 @@ from policysearch.run.progress import clock
 from policysearch.sweep.grid import SweepArgs, Trial, expand
 
 
-def trial_cpus(trial: Trial, args: SweepArgs, cluster_cpus: int) -> int:
+def trial_cpus(run: Any, args: SweepArgs, cluster_cpus: int) -> int:
     """CPUs a trial asks for: --cpus-per-trial, else the threads its envs step on
-    (`vector.env_threads`), at most the cluster's."""
+    (`vector.env_threads` of its parsed run config, presets included), at most the cluster's."""
     if args.cpus_per_trial:
         return min(args.cpus_per_trial, cluster_cpus)
     from policysearch.envs.vector import env_threads
 
-    setting = trial.settings.get
-    num_envs = int(setting("num-envs", setting("num_envs", 8)))
-    return max(1, min(env_threads(trial.env, num_envs, setting("backend", "auto")), cluster_cpus))
+    return max(1, min(env_threads(run.env, run.num_envs, run.backend), cluster_cpus))
 
 
-def check_trials(trials: list[Trial]) -> None:
-    """Every trial's train flags parse (exit 2 before anything runs when one does not)."""
-    from policysearch.cli import train_args
+def check_trials(trials: list[Trial]) -> dict[str, Any]:
+    """Every trial's train flags, parsed: {name: its run config}. Exit 2 before anything runs
+    when one does not parse."""
+    from policysearch.sweep.trial import parse_trial
 
+    runs = {}
     for trial in trials:
         try:
-            train_args(trial.argv())
+            runs[trial.name] = parse_trial(trial.argv())[1].run
         except UserError as exc:
             raise UserError(f"trial {trial.name}: {exc}") from None
+    return runs
 
 
 def _status_line(done: int, failed: int, running: int, total: int, started: float, durations: list[float]) -> str:
@@ -51,6 +53,18 @@ def _status_line(done: int, failed: int, running: int, total: int, started: floa
     return f"sweep: {done}/{total} done, {running} running, {failed} failed, {clock(time.perf_counter() - started)} elapsed{eta}"
 
 
+def _record(path: Path, trials: list[Trial]) -> list[dict[str, Any]]:
+    """sweep.json's trials: those an earlier command put in the folder, then this grid's (a
+    folder can hold several grids, for instance 5 seeds of ours and 3 of a peer's)."""
+    now = [t.record() for t in trials]
+    names = {t["name"] for t in now}
+    try:
+        before = json.loads(path.read_text())["trials"] if path.exists() else []
+    except (ValueError, KeyError):
+        before = []
+    return [t for t in before if t.get("name") not in names] + now
+
+
 def run_sweep(args: SweepArgs) -> dict[str, Any]:
     """Run (or resume) every trial; returns {"out", "trials": {name: result or error}}."""
     from policysearch.sweep.trial import trial_state
@@ -60,12 +74,12 @@ def run_sweep(args: SweepArgs) -> dict[str, Any]:
     names = [t.name for t in trials]
     if len(set(names)) != len(names):
         raise UserError("two trials of the grid would share a folder: give each flag once")
-    check_trials(trials)
+    runs = check_trials(trials)
     if args.dry_run:
         return {"out": str(out), "trials": {t.name: {"state": trial_state(out / t.name), "argv": t.argv()} for t in trials}}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "sweep.json").write_text(json.dumps({"trials": [t.record() for t in trials]}, indent=2))
+        (out / "sweep.json").write_text(json.dumps({"trials": _record(out / "sweep.json", trials)}, indent=2))
     except OSError as exc:
         raise UserError(f"cannot write the sweep folder '{out}' ({exc.strerror}): pass another --out") from None
     try:
@@ -86,7 +100,7 @@ def run_sweep(args: SweepArgs) -> dict[str, Any]:
     try:
         cluster_cpus = int(max(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]))
         remote = ray.remote(run_trial)
-        cpus = {t.name: trial_cpus(t, args, cluster_cpus) for t in trials}
+        cpus = {t.name: trial_cpus(runs[t.name], args, cluster_cpus) for t in trials}
         pending = {}
         for t in trials:
             ref = remote.options(num_cpus=cpus[t.name], max_retries=args.max_retries, retry_exceptions=False,
