@@ -88,6 +88,10 @@ def test_readme_code_blocks_run_as_written(tmp_path: Path) -> None:
     `source .venv/bin/activate` and `python experiments/...` resolve as in a clone."""
     if not (ROOT / ".venv" / "bin" / "policysearch").exists():
         pytest.skip("needs the project's .venv (made by `make demo` / `make test`)")
+    stamp = ROOT / ".venv" / ".installed"
+    stale = [n for n in ("pyproject.toml", "constraints.txt") if not stamp.exists() or (ROOT / n).stat().st_mtime > stamp.stat().st_mtime]
+    # `make demo` below would reinstall the package from this test's folder into the shared venv
+    assert not stale, f".venv is older than {stale}: run `make venv` first"
     for name in ("Makefile", "pyproject.toml", "constraints.txt", ".venv", "experiments", "policysearch", "README.md"):
         (tmp_path / name).symlink_to(ROOT / name)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
