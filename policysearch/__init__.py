@@ -13,8 +13,8 @@ from policysearch.lazy import lazy_exports  # noqa: E402
 __getattr__ = lazy_exports(__name__, {
     "PG": "policysearch.api", "PPO": "policysearch.api", "TRPO": "policysearch.api", "Agent": "policysearch.api",
     "make_env": "policysearch.envs", "evaluate": "policysearch.run.evaluation",
-    "TrainedPolicy": "policysearch.run.snapshot", "load": "policysearch.run.snapshot",
+    "TrainedPolicy": "policysearch.run.snapshot", "load": "policysearch.run.snapshot", "export": "policysearch.deploy.export",
 })
 
-__all__ = ["PG", "PPO", "TRPO", "Agent", "TrainedPolicy", "UserError", "evaluate", "load", "make_env"]
+__all__ = ["PG", "PPO", "TRPO", "Agent", "TrainedPolicy", "UserError", "evaluate", "export", "load", "make_env"]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""`policysearch` command line: train, eval, plan, plot, render, sweep, report.
+"""`policysearch` command line: train, eval, plan, plot, render, sweep, report, export.
 
   policysearch train ppo --env Hopper-v5 --total-steps 1000000 --seed 0 --run-dir runs/hopper
   policysearch train ppo --resume runs/hopper          (continue from the last checkpoint)
@@ -7,6 +7,7 @@
   policysearch plot runs/hopper | policysearch render runs/hopper
   policysearch sweep --algos ppo trpo --envs Hopper-v5 --seeds 0 1 2 --set total-steps=1000000 --out runs/sweep
   policysearch report runs/sweep
+  policysearch export runs/hopper --format onnx --out hopper.onnx   (or --format numpy; --show-loader)
 
 Exit codes: 0 success, 2 bad input or a file that cannot be written (one line on stderr naming
 the problem and the fix), 3 training became non-finite (the last good checkpoint is kept), 130
@@ -35,7 +36,7 @@ from policysearch.errors import NonFiniteError, UserError
 from policysearch.run import signals
 from policysearch.run.trainers import trainer
 
-COMMANDS = ("train", "eval", "plan", "plot", "render", "sweep", "report")
+COMMANDS = ("train", "eval", "plan", "plot", "render", "sweep", "report", "export")
 WRITE_ERRORS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 """OS errors of a write the user can fix (space, size limit, permissions): exit 2 and one line."""
 
@@ -333,6 +334,23 @@ def cmd_report(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_export(argv: Sequence[str]) -> int:
+    from policysearch.deploy.export import LOADER, ExportArgs
+
+    args = parse(ExportArgs, argv, prog="policysearch export")
+    if args.show_loader:
+        print(LOADER.read_text(), end="")
+        return 0
+    if not args.run_dir:
+        raise UserError("missing RUN_DIR: `policysearch export RUN_DIR --format onnx|numpy` (or --show-loader)")
+    from policysearch.deploy.export import export
+
+    path = export(args.run_dir, args.format, args.out or None, args.controller, args.condition)
+    how = "loader.py, which `policysearch export --show-loader` prints" if args.format == "numpy" else "onnxruntime"
+    print(f"wrote {path} (run it with {how})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -341,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"train": cmd_train, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "render": cmd_render, "sweep": cmd_sweep,
-                "report": cmd_report}
+                "report": cmd_report, "export": cmd_export}
     signals.install()
     try:
         if command not in handlers:

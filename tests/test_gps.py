@@ -262,6 +262,7 @@ def test_cli_train_gps_writes_the_run_and_eval_reads_it(tmp_path) -> None:
     for name in ("config.json", "metrics.csv", "learning_curve.png", "summary.json", "controllers/condition_1"):
         assert (run_dir / name).exists(), name
     assert len(list((run_dir / "checkpoints").iterdir())) == 2
+    _gps_run_exports_act_as_it_does(run_dir)
     ev = subprocess.run([sys.executable, "-m", "policysearch.cli", "eval", str(run_dir), "--json"], capture_output=True, text=True, timeout=600)
     assert ev.returncode == 0, ev.stderr
     assert json.loads(ev.stdout)["cost_mean"] == pytest.approx(summary["policy_cost"], rel=1e-4)
@@ -275,6 +276,31 @@ def test_cli_train_gps_writes_the_run_and_eval_reads_it(tmp_path) -> None:
     changed = subprocess.run([sys.executable, "-m", "policysearch.cli", "train", "gps", "--resume", str(run_dir), "--iterations", "4",
                               "--w-r", "0.5"], capture_output=True, text=True, timeout=600)
     assert changed.returncode == 2 and "--w-r" in changed.stderr and "Traceback" not in changed.stderr
+
+
+def _gps_run_exports_act_as_it_does(run_dir) -> None:
+    """`policysearch export` of a GPS run: its policy under onnxruntime and its guiding controller
+    of condition 1 through the NumPy loader act as the run's own (tests/test_export.py covers the
+    other algorithms)."""
+    import importlib.util
+
+    import onnxruntime as ort
+
+    from policysearch.control.lqg import LinearGaussianController
+    from policysearch.deploy.export import LOADER, export
+    from policysearch.run.snapshot import load
+
+    agent = load(run_dir)
+    obs = np.random.default_rng(0).normal(0, 2, (1000, agent.spec.obs_dim)).astype(np.float32)
+    session = ort.InferenceSession(str(export(run_dir, "onnx")), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"obs": obs})[0], agent.act(obs), rtol=0, atol=1e-5)
+    spec = importlib.util.spec_from_file_location("loader", LOADER)
+    loader = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loader)
+    exported = loader.load(str(export(run_dir, "numpy", run_dir / "c1.npz", controller=True, condition=1)))
+    ctrl, _ = LinearGaussianController.load(run_dir / "controllers" / "condition_1")
+    x = np.asarray(ctrl.x_bar[5]) + 0.1
+    np.testing.assert_allclose(exported.act(5, x), ctrl.act(5, x), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("argv, message", [
