@@ -20,6 +20,10 @@ from policysearch.run.progress import clock
 from policysearch.sweep.grid import SweepArgs, Trial, expand
 
 
+PROGRESS_EVERY = 60.0
+"""Seconds between status lines while no trial changes state."""
+
+
 def trial_cpus(run: Any, args: SweepArgs, cluster_cpus: int) -> int:
     """CPUs a trial asks for: --cpus-per-trial, else the threads its envs step on
     (`vector.env_threads` of its parsed run config, presets included), at most the cluster's."""
@@ -108,7 +112,7 @@ def run_sweep(args: SweepArgs) -> dict[str, Any]:
             pending[ref] = t
         results: dict[str, Any] = {}
         durations: list[float] = []
-        started, failed, last = time.perf_counter(), 0, ""
+        started, failed, last, shown = time.perf_counter(), 0, "", 0.0
         slots = max(1, cluster_cpus // min(cpus.values()))
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
@@ -127,9 +131,10 @@ def run_sweep(args: SweepArgs) -> dict[str, Any]:
                     results[t.name] = {"name": t.name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
                     failed += 1
             line = _status_line(len(results) - failed, failed, min(len(pending), slots), len(trials), started, durations)
-            if args.progress and line.split(", ")[:4] != last.split(", ")[:4]:
+            changed = line.split(", ")[:3] != last.split(", ")[:3]  # done, running, failed
+            if args.progress and (changed or time.perf_counter() - shown >= PROGRESS_EVERY):
                 print(line, file=sys.stderr, flush=True)
-                last = line
+                last, shown = line, time.perf_counter()
     finally:
         ray.shutdown()
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
