@@ -1,4 +1,4 @@
-"""policysearch/Walker2dTerrain-v0: the height field MuJoCo collides with is the documented
+"""policysearch/Walker2dTerrain-v0 (and HumanoidTerrain-v0): the height field MuJoCo collides with is the documented
 profile, terrains are reproducible and the train/test sets disjoint, health is measured above
 the ground, and the terrain-set env draws every training terrain."""
 
@@ -122,3 +122,35 @@ def test_controllers_of_consecutive_pieces_concatenate() -> None:
     x = rng.normal(size=3).astype(np.float32)
     for t in range(7):
         np.testing.assert_allclose(whole.act(t, x), (a.act(t, x) if t < 4 else b.act(t - 4, x)), rtol=1e-6)
+
+
+def test_humanoid_terrain_height_field_health_and_observation() -> None:
+    """policysearch/HumanoidTerrain-v0: the same ground under the 3D humanoid, across its width;
+    in the lowest dip, health and the observed torso height are measured above the ground there
+    (Humanoid-v5's healthy range 1.0-2.0); the observation is the 45-entry state."""
+    from policysearch.envs.terrain import HUMANOID_ENV_ID, HUMANOID_SET_ENV_ID
+
+    env = gym.make(HUMANOID_ENV_ID, terrain_seed=TEST_TERRAINS[0])
+    env.reset(seed=0)
+    inner = env.unwrapped
+    profile = inner.profile
+    geom = np.zeros(1, np.int32)
+    for x, y in zip(np.linspace(2.0, 30.0, 30), np.linspace(-8.0, 8.0, 30)):
+        dist = mujoco.mj_ray(inner.model, inner.data, np.array([x, y, 5.0]), np.array([0.0, 0.0, -1.0]), None, 1, -1, geom)
+        assert abs((5.0 - dist) - ground_height(profile, x)) < 1e-4
+    xs, h = profile
+    i = int(np.argmin(h))
+    qpos, qvel = inner.init_qpos.copy(), np.random.default_rng(0).uniform(-1, 1, inner.model.nv)
+    qpos[0], qpos[2] = xs[i], h[i] + 1.1
+    inner.set_state(qpos, qvel)
+    obs = inner._get_obs()
+    assert h[i] < -0.1 and inner.is_healthy  # absolute z = h + 1.1 < 1.0, Humanoid-v5's lower bound, yet healthy
+    assert obs.shape == (inner.model.nq - 2 + inner.model.nv,) == (45,) and abs(obs[0] - 1.1) < 1e-9
+    np.testing.assert_allclose(obs[1:], np.concatenate([qpos[3:], qvel]))
+    qpos[2] = h[i] + 0.9
+    inner.set_state(qpos, qvel)
+    assert not inner.is_healthy
+    env.close()
+    vec = make_env(HUMANOID_SET_ENV_ID, 2, 0)
+    assert vec.spec.obs_dim == 45 and vec.spec.action_dim == 17
+    vec.close()
