@@ -292,6 +292,9 @@ def cmd_plan(argv: Sequence[str]) -> int:
                   f"in {result['receding_seconds']:.1f} s")
         print(f"cost {result['cost_initial']:.6g} -> {result['cost_final']:.6g}, full-horizon iLQR {result['iterations']} iterations "
               f"(stopped: {result['stopped']}), {result['seconds']:.3f} s; controller in {result['run_dir']}")
+        if "iteration_seconds_median" in result:
+            print(f"an iLQR iteration took {result['iteration_seconds_median']:.3f} s (median after the first, which compiles); "
+                  f"the finite-difference derivatives alone {result['derivatives_seconds']:.3f} s")
         if "steps" in result:  # a MuJoCo robot: the controller's closed loop on the real env
             ran = f"ran the whole horizon ({result['steps']} steps)" if not result["terminated"] else f"terminated at step {result['steps']}"
             print(f"closed loop on the real env: {ran}, return {result['env_return']:.1f}, moved {result['x_travelled']:.2f} m")

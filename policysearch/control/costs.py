@@ -20,6 +20,12 @@ a little further swept back, the next plan caught the forward fall a little fast
 posture or health terms (w_z = w_a = w_p = 0, no range). On terrain
 (policysearch/Walker2dTerrain-v0) z is measured above the ground under the root, h(x) linearly
 interpolated from the terrain profile.
+
+The humanoid (Humanoid-v5, policysearch/HumanoidTerrain-v0) has a free root: qpos = (x, y, z,
+quaternion w, x, y, z, 17 joints), qvel = (linear velocity, angular velocity, 17 joint
+velocities). Its angle term is the torso's tilt from upright, angle^2 = 4 (q_x^2 + q_y^2) (=
+2 (1 - up_z), up_z the z-component of the torso's vertical axis; the heading q_z is free), a
+lateral term w_lat y_vel^2 keeps it running along x, and health is Humanoid-v5's: 1 < z < 2.
 """
 
 from __future__ import annotations
@@ -68,15 +74,27 @@ class LocomotionCost:
     margin: float = 0.25
     """Where the barrier starts, as a fraction of each range's half-width inside it (at most 0.1
     m of height)."""
+    free_root: bool = False
+    """A 3D robot whose root is a free joint (the humanoid): z is qpos[2], the angle the torso's tilt."""
+    w_lateral: float = 0.0
+    """Weight of the sideways velocity y_vel^2 (free root)."""
 
     def _height(self, x: jax.Array) -> jax.Array:
-        return height_above_ground(x[0], x[1], self.ground)
+        return height_above_ground(x[0], x[2] if self.free_root else x[1], self.ground)
+
+    def _angle_sq(self, x: jax.Array) -> jax.Array:
+        """angle^2: the pitch squared, or for a free root the tilt 4 (q_x^2 + q_y^2)."""
+        return 4.0 * (x[4] ** 2 + x[5] ** 2) if self.free_root else x[2] ** 2
+
+    @property
+    def _first_joint_vel(self) -> int:
+        return self.first_joint - 1 if self.free_root else self.first_joint  # a quaternion has 4 entries, its velocity 3
 
     def _state_terms(self, x: jax.Array) -> jax.Array:
         qpos, qvel = x[: self.nq], x[self.nq :]
         z = self._height(x)
-        return (self.w_v * (qvel[0] - self.v_target) ** 2 + self.w_z * (z - self.z_target) ** 2 + self.w_a * qpos[2] ** 2
-                + self.w_posture * jnp.sum(qpos[self.first_joint :] ** 2) + self.barrier(x))
+        return (self.w_v * (qvel[0] - self.v_target) ** 2 + self.w_z * (z - self.z_target) ** 2 + self.w_a * self._angle_sq(x)
+                + self.w_lateral * qvel[1] ** 2 + self.w_posture * jnp.sum(qpos[self.first_joint :] ** 2) + self.barrier(x))
 
     def _inner(self, lo: float, hi: float, cap: float) -> tuple[float, float]:
         """The range shrunk by the margin (a fraction of its half-width, capped for an open end)."""
@@ -88,10 +106,13 @@ class LocomotionCost:
         if self.z_range is None:
             return jnp.zeros((), x.dtype)
         z_lo, z_hi = self._inner(*self.z_range, cap=0.1)
-        a_lo, a_hi = self._inner(*self.angle_range, cap=float("inf"))
-        z, a = self._height(x), x[2]
+        z = self._height(x)
         relu = lambda v: jnp.maximum(v, 0.0)  # noqa: E731
-        return self.w_health * (relu(z_lo - z) ** 2 + relu(z - z_hi) ** 2 + relu(a_lo - a) ** 2 + relu(a - a_hi) ** 2)
+        b = relu(z_lo - z) ** 2 + relu(z - z_hi) ** 2
+        if np.isfinite(self.angle_range).all():  # the walkers' pitch range (the humanoid has none)
+            a_lo, a_hi = self._inner(*self.angle_range, cap=float("inf"))
+            b = b + relu(a_lo - x[2]) ** 2 + relu(x[2] - a_hi) ** 2
+        return self.w_health * b
 
     @property
     def health_test(self) -> Callable[[jax.Array], jax.Array] | None:
@@ -103,12 +124,14 @@ class LocomotionCost:
         if self.z_range is None:
             return jnp.asarray(True)
         (z_lo, z_hi), (a_lo, a_hi) = self.z_range, self.angle_range
-        z, a = self._height(x), x[2]
-        return (z > z_lo) & (z < z_hi) & (a > a_lo) & (a < a_hi)
+        z = self._height(x)
+        if self.free_root:
+            return (z > z_lo) & (z < z_hi)
+        return (z > z_lo) & (z < z_hi) & (x[2] > a_lo) & (x[2] < a_hi)
 
     def running(self, x: jax.Array, u: jax.Array) -> jax.Array:
         qvel = x[self.nq :]
-        return self._state_terms(x) + self.w_u * jnp.sum(u**2) + self.w_qdot * jnp.sum(qvel[self.first_joint :] ** 2)
+        return self._state_terms(x) + self.w_u * jnp.sum(u**2) + self.w_qdot * jnp.sum(qvel[self._first_joint_vel :] ** 2)
 
     def terminal(self, x: jax.Array) -> jax.Array:
         return self.terminal_weight * self._state_terms(x)
@@ -135,17 +158,18 @@ def robot_name(env_id: str) -> str:
     return env_id.split("-")[0].split("/")[-1]
 
 
-HEALTHY_RANGES = {"Hopper": ((0.7, float("inf")), (-0.2, 0.2)), "Walker2d": ((0.8, 2.0), (-1.0, 1.0))}
-"""Gymnasium's default healthy ranges (root height, pitch angle) of the walkers."""
+HEALTHY_RANGES = {"Hopper": ((0.7, float("inf")), (-0.2, 0.2)), "Walker2d": ((0.8, 2.0), (-1.0, 1.0)),
+                  "Humanoid": ((1.0, 2.0), (-float("inf"), float("inf")))}
+"""Gymnasium's default healthy ranges (root height, pitch angle) of the walkers and the humanoid."""
 
 
 def locomotion_cost(env_id: str, nq: int, v_target: float = 1.0, ground: tuple | None = None,
                     healthy: tuple[tuple[float, float], tuple[float, float]] | None = None) -> LocomotionCost:
-    """The documented cost of a supported robot (Swimmer, Hopper, Walker2d, any version; the
-    Walker2d on terrain with its ground profile). healthy: the env's (z range, angle range)
+    """The documented cost of a supported robot (Swimmer, Hopper, Walker2d, Humanoid, any version;
+    the Walker2d and the humanoid on terrain with its ground profile). healthy: the env's (z range, angle range)
     (`MujocoModel.healthy_ranges`), else Gymnasium's defaults."""
     name = robot_name(env_id)
-    walker = "Walker2d" if name == "Walker2dTerrain" else name
+    walker = name.removesuffix("Terrain")
     if walker in HEALTHY_RANGES:
         z_range, angle_range = healthy or HEALTHY_RANGES[walker]
         health = {"z_range": tuple(z_range), "angle_range": tuple(angle_range)}
@@ -157,6 +181,9 @@ def locomotion_cost(env_id: str, nq: int, v_target: float = 1.0, ground: tuple |
         return LocomotionCost(nq, v_target=v_target, z_target=1.25, w_posture=0.2, **health)
     if name == "Walker2d":
         return LocomotionCost(nq, v_target=v_target, z_target=1.25, w_a=5.0, w_posture=0.2, **health)
+    if walker == "Humanoid":
+        return LocomotionCost(nq, v_target=v_target, z_target=1.3, w_a=5.0, w_u=1e-2, first_joint=7, w_posture=0.2, free_root=True,
+                              w_lateral=1.0, ground=ground if name == "HumanoidTerrain" else None, **health)
     raise KeyError(name)
 
 

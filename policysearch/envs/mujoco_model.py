@@ -51,10 +51,17 @@ class MujocoModel:
 
     @property
     def healthy_ranges(self) -> tuple[tuple[float, float], tuple[float, float]] | None:
-        """The env's healthy (root height, pitch angle) ranges, where it has them (the walkers)."""
+        """The env's healthy (root height, pitch angle) ranges, where it has them (the walkers; the
+        humanoid has a height range only, its angle range is unbounded)."""
         inner = self.env.unwrapped
-        z, angle = getattr(inner, "_healthy_z_range", None), getattr(inner, "_healthy_angle_range", None)
-        return None if z is None or angle is None else (tuple(map(float, z)), tuple(map(float, angle)))
+        z, angle = getattr(inner, "_healthy_z_range", None), getattr(inner, "_healthy_angle_range", (-np.inf, np.inf))
+        return None if z is None else (tuple(map(float, z)), tuple(map(float, angle)))
+
+    @property
+    def ground(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """The terrain profile (x, h(x)) of a terrain task (`envs.terrain`), None on flat ground."""
+        profile = getattr(self.env.unwrapped, "profile", None)
+        return None if profile is None else tuple(tuple(a.tolist()) for a in profile)
 
     def initial_state(self) -> np.ndarray:
         """The default start (qpos, qvel) of the task, without reset noise."""

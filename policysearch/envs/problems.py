@@ -204,7 +204,7 @@ class MujocoProblem:
 
         if terrains:
             self.models = [m for m in (MujocoModel(env_id, terrain_seed=s) for s in terrains) for _ in range(segments)]
-            grounds: list[Profile | None] = [tuple(tuple(a.tolist()) for a in m.env.unwrapped.profile) for m in self.models]
+            grounds: list[Profile | None] = [m.ground for m in self.models]
             self.costs = [locomotion_cost(env_id, m.nq, v_target, g, m.healthy_ranges) for m, g in zip(self.models, grounds)]
         else:
             model = MujocoModel(env_id)

@@ -143,7 +143,7 @@ class PlanConfig:
 
     env: str = "pendulum-swingup"
     """Task: a JAX system (pendulum-swingup, cartpole-swingup, arm-reach) or a MuJoCo robot with a
-    locomotion cost (Swimmer-v5, Hopper-v5, Walker2d-v5)."""
+    locomotion cost (Swimmer-v5, Hopper-v5, Walker2d-v5, Humanoid-v5, the terrain tasks)."""
     target_velocity: float = 1.0
     """Forward velocity the locomotion cost asks for (MuJoCo robots)."""
     video: bool = True

@@ -43,7 +43,7 @@ def run_plan(cfg: PlanConfig) -> dict[str, Any]:
     except KeyError:
         raise UserError(
             f"no trajectory-optimisation cost is defined for {cfg.env}: choose one of {', '.join(TASKS)}, "
-            "Swimmer-v5, Hopper-v5 or Walker2d-v5"
+            "Swimmer-v5, Hopper-v5, Walker2d-v5, Humanoid-v5 or the terrain tasks"
         ) from None
     with _claim(cfg) as lock:
         return _plan_mujoco(cfg, spec.id, lock.run_dir)
@@ -85,11 +85,14 @@ def _plan_mujoco(cfg: PlanConfig, env_id: str, run_dir: Path) -> dict[str, Any]:
     from policysearch.envs.mujoco_model import MujocoModel
 
     model = MujocoModel(env_id)
-    cost = locomotion_cost(env_id, model.nq, cfg.target_velocity, healthy=model.healthy_ranges)
+    cost = locomotion_cost(env_id, model.nq, cfg.target_velocity, model.ground, model.healthy_ranges)
     ilqr = ILQRConfig(max_iterations=cfg.iterations, tolerance=cfg.tolerance)
     valid = cost.health_test
 
+    iteration_seconds: list[float] = []
+
     def log(row: dict[str, Any]) -> None:
+        iteration_seconds.append(float(row["seconds"]))
         if not cfg.json:
             print(f"iter {row['iteration']:4d}  cost {row['cost']:12.6g}  mu {row['mu']:9.3g}  alpha {row['alpha']:6.3g}  ({row['seconds']:.2f} s)", flush=True)
 
@@ -110,6 +113,11 @@ def _plan_mujoco(cfg: PlanConfig, env_id: str, run_dir: Path) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         if "receding_seconds" in extra:  # the plan's cost from where it started (the initial controls), and the
             extra.update(cost_initial=zero_cost, cost_receding_start=float(np.asarray(sol.costs)[0]))  # full solve's start
+        t1 = time.perf_counter()  # the derivatives alone: one finite-difference linearisation along the plan
+        model.linearize(np.asarray(sol.x), np.asarray(sol.u), cfg.fd_eps)
+        extra["derivatives_seconds"] = time.perf_counter() - t1
+        if len(iteration_seconds) > 1:  # the first iteration compiles
+            extra["iteration_seconds_median"] = float(np.median(iteration_seconds[1:]))
         controller = LinearGaussianController.from_solution(sol, cfg.temperature)
         rollout = closed_loop_on_env(controller, env_id, video=run_dir / "plan.mp4" if cfg.video else None)
         result = _finish(cfg, run_dir, sol, controller, seconds, env_id, {**extra, "valid_steps": int(sol.valid_steps), **rollout})
