@@ -154,20 +154,19 @@ def parse(cls: type, argv: Sequence[str], prog: str, default: Any = None) -> Any
 
 
 def _train_args_type(algo: str) -> type:
-    """The flags of `policysearch train ALGO`: its trainer's run config, its algorithm config and --resume."""
+    """The flags of `policysearch train ALGO`: its trainer's run config, its algorithm config,
+    --resume, and for the on-policy algorithms --preset."""
     t = trainer(algo)
-    return dataclasses.make_dataclass(
-        f"Train{algo.upper()}",
-        [
-            ("run", Annotated[t.run_config, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=t.run_config)),
-            ("algo", Annotated[ALGORITHMS[algo].config, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=ALGORITHMS[algo].config)),
-            ("resume", Annotated[str, tyro.conf.arg(help=t.resume_help + " (default: a new run)", help_behavior_hint="")], ""),
-            ("preset", Annotated[str, tyro.conf.arg(help="Start from a published per-task setting: zoo (the RL Baselines3 Zoo's "
-                                                      "tuned values; `algos/presets.py` names each value's source); the flags "
-                                                      "given override it (default: none)", help_behavior_hint="")], ""),
-        ],
-        frozen=True,
-    )
+    fields = [
+        ("run", Annotated[t.run_config, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=t.run_config)),
+        ("algo", Annotated[ALGORITHMS[algo].config, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=ALGORITHMS[algo].config)),
+        ("resume", Annotated[str, tyro.conf.arg(help=t.resume_help + " (default: a new run)", help_behavior_hint="")], ""),
+    ]
+    if ALGORITHMS[algo].kind == "on-policy":
+        fields.append(("preset", Annotated[str, tyro.conf.arg(
+            help="Start from a published per-task setting: zoo (the RL Baselines3 Zoo's tuned values; `algos/presets.py` names each "
+                 "value's source); the flags given override it (default: none)", help_behavior_hint="")], ""))
+    return dataclasses.make_dataclass(f"Train{algo.upper()}", fields, frozen=True)
 
 
 def _resume_defaults(argv: Sequence[str], algo: str, args_type: type) -> Any:
@@ -193,7 +192,7 @@ def train_args(argv: Sequence[str]) -> tuple[str, Any]:
     default = _resume_defaults(rest, algo, args_type)
     prog = f"policysearch train {algo}"
     args = parse(args_type, rest, default=default, prog=prog)
-    if not args.preset:
+    if not getattr(args, "preset", ""):
         return algo, args
     from policysearch.algos.presets import find_preset
 

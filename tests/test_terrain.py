@@ -147,6 +147,13 @@ def test_humanoid_terrain_height_field_health_and_observation() -> None:
     assert h[i] < -0.1 and inner.is_healthy  # absolute z = h + 1.1 < 1.0, Humanoid-v5's lower bound, yet healthy
     assert obs.shape == (inner.model.nq - 2 + inner.model.nv,) == (45,) and abs(obs[0] - 1.1) < 1e-9
     np.testing.assert_allclose(obs[1:], np.concatenate([qpos[3:], qvel]))
+    import jax.numpy as jnp
+
+    from policysearch.envs.problems import MujocoProblem
+
+    problem = MujocoProblem(HUMANOID_ENV_ID, horizon=5, terrains=(TEST_TERRAINS[0],))  # GPS's input map sees the same
+    np.testing.assert_allclose(np.asarray(problem.features_for(0)(jnp.asarray(np.concatenate([qpos, qvel]), jnp.float32))), obs,
+                               rtol=1e-5, atol=1e-5)
     qpos[2] = h[i] + 0.9
     inner.set_state(qpos, qvel)
     assert not inner.is_healthy

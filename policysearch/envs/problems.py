@@ -164,16 +164,27 @@ class ObservationMap:
 
     def __call__(self, x: jax.Array) -> jax.Array:
         qpos, qvel = x[..., self.skip:self.nq], x[..., self.nq:]
-        if self.ground is not None:
-            qpos = qpos.at[..., 0].set(height_above_ground(x[..., 0], x[..., 1], self.ground))
+        if self.ground is not None:  # the first entry kept is the root's z
+            qpos = qpos.at[..., 0].set(height_above_ground(x[..., 0], x[..., self.skip], self.ground))
         return jnp.concatenate([qpos, qvel if self.clip is None else jnp.clip(qvel, -self.clip, self.clip)], axis=-1)
 
 
 def mujoco_features(env_id: str, nq: int, ground: Profile | None = None) -> ObservationMap:
     """The observation map of a robot: the Swimmer leaves out the root's x and y, the walkers the
-    root's x and clip qvel to [-10, 10] (on a terrain, the root's height above `ground`)."""
-    swimmer = robot_name(env_id) == "Swimmer"
-    return ObservationMap(nq, 2 if swimmer else 1, None if swimmer else 10.0, ground)
+    root's x and clip qvel to [-10, 10], the humanoid (HumanoidTerrain's 45-entry state) the root's
+    x and y (on a terrain, the root's height above `ground`)."""
+    name = robot_name(env_id)
+    if name == "Swimmer" or name.startswith("Humanoid"):
+        return ObservationMap(nq, 2, None, ground)
+    return ObservationMap(nq, 1, 10.0, ground)
+
+
+def root_size(env_id: str) -> int:
+    """Where the joint angles that perturbed starts move begin in qpos: after the Swimmer's x and y
+    (its heading moves with the joints), the walkers' x, z and pitch, the humanoid's position and
+    quaternion."""
+    name = robot_name(env_id)
+    return 2 if name == "Swimmer" else 7 if name.startswith("Humanoid") else 3
 
 
 class MujocoProblem:
@@ -218,7 +229,7 @@ class MujocoProblem:
         self.obs_dim = int(self._features[0](jnp.zeros(self.state_dim)).shape[-1])
         x0 = model.initial_state()
         rng = np.random.default_rng(seed)
-        root = 2 if robot_name(env_id) == "Swimmer" else 3
+        root = root_size(env_id)
         self.conditions = [x0]
         for _ in range(len(self.models) - 1):
             x = x0.copy()

@@ -35,7 +35,7 @@ from policysearch.run.progress import Phases, phase
 from policysearch.run.trainers import GPS_FOLDER_FIX, new_run_dir
 from policysearch.run.snapshot import TrainResult, frozen_policy, policy_meta
 
-MUJOCO_TASKS = ("Swimmer", "Hopper", "Walker2d", "Walker2dTerrain")
+MUJOCO_TASKS = ("Swimmer", "Hopper", "Walker2d", "Walker2dTerrain", "Humanoid", "HumanoidTerrain")
 RESUMABLE = ("iterations",)
 """The one setting a resumed GPS run may change (more iterations continue it); any other change,
 of the task or of the algorithm, would make the saved sample set and policies inconsistent with
@@ -77,7 +77,8 @@ def make_problem(run: GPSRunConfig) -> GPSProblem:
                              terrains=terrains, example=example, example_u=saved_controls(run), segments=run.segments if terrains else 1)
     raise UserError(
         f"GPS needs a model of the dynamics and a cost, which '{run.env}' does not have: use a JAX task "
-        f"({', '.join(TASKS)}) or a MuJoCo robot (Swimmer-v5, Hopper-v5, Walker2d-v5, policysearch/Walker2dTerrain-v0)"
+        f"({', '.join(TASKS)}) or a MuJoCo robot (Swimmer-v5, Hopper-v5, Walker2d-v5, Humanoid-v5, policysearch/Walker2dTerrain-v0, "
+        "policysearch/HumanoidTerrain-v0)"
     )
 
 
