@@ -39,7 +39,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("export")
     out = {}
     for name, (algo, env, norm) in RUNS.items():
-        run = RunConfig(env=env, total_steps=4096, num_envs=4, seed=1, run_dir=str(root / name), normalize_obs=norm, progress=False,
+        run = RunConfig(env=env, total_steps=2048, num_envs=4, seed=1, run_dir=str(root / name), normalize_obs=norm, progress=False,
                         eval_episodes=0, video=False)
         out[name] = train(algo, run, ALGORITHMS[algo].config()).run_dir
     return out
