@@ -1,5 +1,8 @@
 """The walking-on-unseen-terrain experiment of Guided Policy Search (Levine and Koltun 2013,
-Figure 4), on policysearch/Walker2dTerrain-v0.
+Figure 4), on policysearch/Walker2dTerrain-v0; with `--robot humanoid` the running humanoid of
+its Figure 5, on policysearch/HumanoidTerrain-v0 (the same terrains; the example a PPO runner
+trained on policysearch/HumanoidFlat-v0, flat ground with the terrain task's observation; not yet
+run at full budget).
 
 1. GPS trains one policy on the training terrains (seeds 0-3, one DDP controller each). As in the
    paper, DDP starts from an example motion (--example-policy: a trained policysearch run, here a
@@ -48,11 +51,16 @@ import policysearch.envs  # noqa: F401  (registers the terrain tasks)
 from policysearch.algos.gps import GPSConfig
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.control.tbdp import TrajectoryLibrary
-from policysearch.envs.terrain import ENV_ID, ROUGHNESS, SET_ENV_ID, TEST_TERRAINS, TRAIN_TERRAINS, register, terrain_profile
+from policysearch.envs.terrain import (ENV_ID, HUMANOID_ENV_ID, HUMANOID_FLAT_ENV_ID, HUMANOID_SET_ENV_ID, ROUGHNESS, SET_ENV_ID,
+                                       TEST_TERRAINS, TRAIN_TERRAINS, register, terrain_profile)
 from policysearch.run.evaluation import run_from_default_start
 from policysearch.run.snapshot import load
 from policysearch.run.train_gps import GPSRunConfig, train_gps
 
+ROBOTS = {  # --robot: (terrain task, its set of training terrains, where the example is trained, default --target-velocity)
+    "walker": (ENV_ID, SET_ENV_ID, "Walker2d-v5", 2.5),
+    "humanoid": (HUMANOID_ENV_ID, HUMANOID_SET_ENV_ID, HUMANOID_FLAT_ENV_ID, 1.5),
+}
 COLOURS = {"GPS": "tab:green", "DDP": "tab:red", "TBDP": "tab:brown", "PPO": "tab:blue", "TRPO": "tab:purple", "example": "tab:orange"}
 
 
@@ -63,17 +71,17 @@ def nearest_training_terrain(test_seed: int, roughness: float) -> int:
     return min(TRAIN_TERRAINS, key=lambda s: float(np.mean(np.abs(terrain_profile(s, roughness)[1][near] - h[near]))))
 
 
-def run_episode(act, terrain_seed: int, horizon: int) -> dict:
+def run_episode(act, terrain_seed: int, horizon: int, env_id: str = ENV_ID) -> dict:
     """One episode from the default start (no reset noise): torso path, return, fall."""
-    r = run_from_default_start(act, ENV_ID, horizon, terrain_seed=terrain_seed)
+    r = run_from_default_start(act, env_id, horizon, terrain_seed=terrain_seed)
     return {"return": r["env_return"], "steps": r["steps"], "fell": r["terminated"], "path": r["path"]}
 
 
-def train_rl(algo: str, steps: int, out: Path, seed: int) -> tuple[Path, float]:
+def train_rl(algo: str, steps: int, out: Path, seed: int, set_env: str = SET_ENV_ID) -> tuple[Path, float]:
     from policysearch.algos import ALGORITHMS
     from policysearch.run.train import RunConfig, train
 
-    run = RunConfig(env=SET_ENV_ID, total_steps=steps, seed=seed, num_envs=8, run_dir=str(out / algo.lower()), backend="gymnasium",
+    run = RunConfig(env=set_env, total_steps=steps, seed=seed, num_envs=8, run_dir=str(out / algo.lower()), backend="gymnasium",
                     video=False, eval_episodes=0, overwrite=True, checkpoint_every=max(steps // 4, 2048))
     t0 = time.perf_counter()
     train(algo, run, ALGORITHMS[algo].config())
@@ -93,13 +101,14 @@ def earlier_seconds(out: Path, method: str) -> float:
     return json.loads((out / "results.json").read_text())[method]["seconds"]
 
 
-def train_example(steps: int, run_dir: Path, seed: int) -> Path:
-    """The example motion as the README's first command makes it: PPO on flat Walker2d-v5 with the
-    CLI's defaults (`policysearch train ppo --env Walker2d-v5 --total-steps STEPS --seed SEED`)."""
+def train_example(steps: int, run_dir: Path, seed: int, env_id: str = "Walker2d-v5") -> Path:
+    """The example motion as the README's first command makes it: PPO on flat ground with the
+    CLI's defaults (`policysearch train ppo --env Walker2d-v5 --total-steps STEPS --seed SEED`;
+    policysearch/HumanoidFlat-v0 for the humanoid)."""
     from policysearch.algos import ALGORITHMS
     from policysearch.run.train import RunConfig, train
 
-    run = RunConfig(env="Walker2d-v5", total_steps=steps, seed=seed, run_dir=str(run_dir), video=False, overwrite=True)
+    run = RunConfig(env=env_id, total_steps=steps, seed=seed, run_dir=str(run_dir), video=False, overwrite=True)
     train("ppo", run, ALGORITHMS["ppo"].config())
     return run_dir
 
@@ -122,18 +131,19 @@ def aggregate(tables: dict[int, dict[str, dict]]) -> dict[str, dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/gps-terrain")
+    p.add_argument("--robot", choices=list(ROBOTS), default="walker", help="walker: Figure 4 (Walker2d); humanoid: Figure 5 (Humanoid)")
     p.add_argument("--horizon", type=int, default=250, help="GPS trajectory length (steps of 8 ms)")
     p.add_argument("--test-horizon", type=int, default=500, help="steps on each test terrain (0: --horizon, the length the DDP controllers are defined for)")
     p.add_argument("--roughness", type=float, default=ROUGHNESS, help="scale of the terrains' slopes and bumps (training and test)")
     p.add_argument("--example-policy", default="", help="run dir of the example motion iLQR starts from (one seed; empty: see --train-example)")
     p.add_argument("--train-example", type=int, default=0,
-                   help="train the example per seed, PPO on flat Walker2d-v5 for this many steps (0 and no --example-policy: iLQR from standing)")
+                   help="train the example per seed, PPO on flat ground for this many steps (0 and no --example-policy: iLQR from standing)")
     p.add_argument("--example-controls", default="", help="a GPS run of this task whose DDP solutions are iLQR's start (GPSRunConfig.example_controls)")
     p.add_argument("--hidden", type=int, nargs="+", default=list(GPSConfig.hidden), help="hidden widths of the GPS policy")
     p.add_argument("--segments", type=int, default=1, help="GPSRunConfig.segments: conditions per terrain along a walk of segments x --horizon steps")
     p.add_argument("--init-iterations", type=int, default=GPSConfig.init_iterations, help="L-BFGS iterations of line 3's fit")
     p.add_argument("--accept-on", choices=["estimate", "true_cost"], default="estimate", help="GPSConfig.accept_on (lines 10-11)")
-    p.add_argument("--target-velocity", type=float, default=2.5, help="forward velocity of the locomotion cost (m/s)")
+    p.add_argument("--target-velocity", type=float, default=None, help="forward velocity of the locomotion cost (m/s; default 2.5 walker, 1.5 humanoid)")
     p.add_argument("--gps-iterations", type=int, default=6)
     p.add_argument("--ilqr-iterations", type=int, default=50)
     p.add_argument("--guiding-temperature", type=float, default=1e-4)
@@ -147,6 +157,8 @@ def main() -> None:
     p.add_argument("--gps-from", default="", help="reuse the GPS run of an earlier --out (DIR/gps) instead of training it")
     p.add_argument("--rl-from", default="", help="reuse the PPO and TRPO runs of an earlier --out (DIR/ppo, DIR/trpo) instead of training them")
     args = p.parse_args()
+    args.env, args.set_env, args.example_env, default_velocity = ROBOTS[args.robot]
+    args.target_velocity = default_velocity if args.target_velocity is None else args.target_velocity
     if args.example_policy and (len(args.seeds) > 1 or args.train_example):
         p.error("--example-policy serves one seed and no --train-example; for several seeds let --train-example make one per seed")
     register(args.roughness)  # every terrain env of this process (GPS's models, RL training, the tests) has it
@@ -182,7 +194,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
             example_dir = str(earlier_example)
         else:
             t0 = time.perf_counter()
-            example_dir = str(train_example(args.train_example, out / "example", seed))
+            example_dir = str(train_example(args.train_example, out / "example", seed, args.example_env))
             example_seconds = time.perf_counter() - t0
 
     if gps_from:  # evaluate an earlier experiment's GPS run again (another --test-horizon)
@@ -192,7 +204,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
     else:
         t0 = time.perf_counter()
         gps_dir = out / "gps"
-        run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=seed, run_dir=str(gps_dir), overwrite=True,
+        run = GPSRunConfig(env=args.env, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=seed, run_dir=str(gps_dir), overwrite=True,
                            eval_episodes=0, example_policy=example_dir, example_controls=args.example_controls, segments=args.segments,
                            target_velocity=args.target_velocity)
         summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
@@ -218,7 +230,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
             if rl_from:
                 run_dir, seconds = Path(rl_from) / algo, earlier_seconds(Path(rl_from), algo.upper())
             else:
-                run_dir, seconds = train_rl(algo, steps, out, seed)
+                run_dir, seconds = train_rl(algo, steps, out, seed, args.set_env)
             done = trained_steps(run_dir)
             if done < steps:
                 raise SystemExit(f"{run_dir} was trained for {done} steps, below --rl-factor x GPS = {steps}; train it afresh (leave out --rl-from)")
@@ -229,9 +241,9 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
     results: dict[str, dict] = {m: {"episodes": []} for m in policies} | {"DDP": {"episodes": []}, "TBDP": {"episodes": []}}
     for terrain in TEST_TERRAINS:
         near = nearest_training_terrain(terrain, args.roughness)
-        runs = {m: run_episode(f, terrain, test_horizon) for m, f in policies.items()}
-        runs["DDP"] = run_episode(lambda t, obs, x, c=controllers[near]: c.act(t, x), terrain, test_horizon)
-        runs["TBDP"] = run_episode(lambda t, obs, x: library.act(t, x), terrain, test_horizon)
+        runs = {m: run_episode(f, terrain, test_horizon, args.env) for m, f in policies.items()}
+        runs["DDP"] = run_episode(lambda t, obs, x, c=controllers[near]: c.act(t, x), terrain, test_horizon, args.env)
+        runs["TBDP"] = run_episode(lambda t, obs, x: library.act(t, x), terrain, test_horizon, args.env)
         for m, r in runs.items():
             results[m]["episodes"].append(dict(r, terrain=terrain, ddp_from=near if m == "DDP" else None))
     table = {}
@@ -240,7 +252,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
         table[m] = {"success_rate": float(np.mean([not e["fell"] for e in eps])), "return_mean": float(np.mean([e["return"] for e in eps])),
                     "successes": int(sum(not e["fell"] for e in eps)), "terrains": len(eps), **cost.get(m, {})}
     (out / "results.json").write_text(json.dumps(table, indent=2))
-    (out / "details.json").write_text(json.dumps({"seed": seed, "test_horizon": test_horizon, "roughness": args.roughness, "gps_summary": summary,
+    (out / "details.json").write_text(json.dumps({"seed": seed, "robot": args.robot, "env": args.env, "test_horizon": test_horizon, "roughness": args.roughness, "gps_summary": summary,
                                                   "episodes": {m: [{k: v for k, v in e.items() if k != "path"} for e in r["episodes"]] for m, r in results.items()}}, indent=2))
     plot(out / "terrain.png", results, test_horizon, args.roughness)
     print(f"seed {seed}:")

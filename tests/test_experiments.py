@@ -1,5 +1,6 @@
-"""The GPS terrain experiment's summary over seeds (experiments/gps_terrain.py). The experiment
-runs end to end at a tiny budget from the README's own commands (tests/test_readme.py)."""
+"""The GPS terrain experiment's summary over seeds (experiments/gps_terrain.py), and its humanoid
+run end to end at a tiny budget. The walker's runs end to end at a tiny budget from the README's
+own commands (tests/test_readme.py)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,28 @@ def test_summary_over_seeds() -> None:
     assert summary["GPS"]["successes"] == {"0": 3, "1": 4} and summary["GPS"]["successes_mean"] == 3.5
     assert summary["GPS"]["return_mean"] == 150.0 and summary["GPS"]["return_std"] == 50.0 and summary["GPS"]["real_steps_mean"] == 20.0
     assert summary["DDP"]["successes"] == {"0": 1}  # a method missing from a seed is left out there
+
+
+def test_humanoid_terrain_experiment_end_to_end_at_a_tiny_budget(tmp_path: Path) -> None:
+    """`--robot humanoid` (the paper's Figure 5): the example trained on flat ground with the
+    terrain task's observation, GPS on the four training terrains, PPO and TRPO on the terrain set,
+    then every method, DDP and TBDP on the four test terrains: the table, the episodes and the
+    figure."""
+    import json
+    import subprocess
+
+    out = tmp_path / "humanoid"
+    cmd = [sys.executable, str(ROOT / "experiments" / "gps_terrain.py"), "--robot", "humanoid", "--train-example", "2048", "--horizon", "6",
+           "--test-horizon", "8", "--gps-iterations", "1", "--ilqr-iterations", "2", "--guiding-samples", "2", "--policy-samples", "2",
+           "--rl-factor", "0.5", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = json.loads((out / "results.json").read_text())
+    assert set(table) == {"GPS", "example", "PPO", "TRPO", "DDP", "TBDP"}
+    assert all(row["terrains"] == 4 for row in table.values())
+    assert table["example"]["real_steps"] == 2048 and table["GPS"]["real_steps"] > 0
+    assert table["PPO"]["real_steps"] >= 0.5 * table["GPS"]["real_steps"]
+    details = json.loads((out / "details.json").read_text())
+    assert details["robot"] == "humanoid" and details["env"] == "policysearch/HumanoidTerrain-v0"
+    assert (out / "terrain.png").stat().st_size > 10_000
+    assert json.loads((out / "example" / "config.json").read_text())["run"]["env"] == "policysearch/HumanoidFlat-v0"

@@ -43,6 +43,9 @@ SET_ENV_ID = "policysearch/Walker2dTerrains-v0"
 """A set of terrains, one drawn at every reset: how PPO and TRPO train on several terrains."""
 HUMANOID_ENV_ID = "policysearch/HumanoidTerrain-v0"
 HUMANOID_SET_ENV_ID = "policysearch/HumanoidTerrains-v0"
+HUMANOID_FLAT_ENV_ID = "policysearch/HumanoidFlat-v0"
+"""The humanoid terrain task on flat ground (roughness 0): the same 45-entry observation, where a
+runner is trained as the example motion GPS's DDP starts from."""
 
 
 @dataclass(frozen=True)
@@ -211,4 +214,7 @@ def register(roughness: float | None = None) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "overriding environment"
                 gym.register(env_id, entry_point=f"policysearch.envs.terrain:{entry}", max_episode_steps=1000, kwargs=kwargs)
+    if HUMANOID_FLAT_ENV_ID not in gym.envs.registry:  # always flat, whatever roughness the others are given
+        gym.register(HUMANOID_FLAT_ENV_ID, entry_point="policysearch.envs.terrain:HumanoidTerrainEnv", max_episode_steps=1000,
+                     kwargs={"roughness": 0.0})
 

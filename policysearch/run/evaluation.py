@@ -90,9 +90,10 @@ def closed_loop_on_env(controller: LinearGaussianController, env_id: str, video:
 def run_from_default_start(
     act: Callable[[int, np.ndarray, np.ndarray], np.ndarray], env_id: str, horizon: int, video: Path | None = None, **env_kwargs: Any,
 ) -> dict[str, Any]:
-    """Run u_t = act(t, obs_t, x_t) (x = (qpos, qvel)), clipped to [-1, 1], on the real MuJoCo env
-    from its default initial state (no reset noise) for `horizon` steps or until the episode ends:
-    env_return, steps, terminated, x_travelled and the root's (x, z) path."""
+    """Run u_t = act(t, obs_t, x_t) (x = (qpos, qvel)), clipped to the action bounds ([-1, 1] on the
+    walkers, [-0.4, 0.4] on the humanoid), on the real MuJoCo env from its default initial state
+    (no reset noise) for `horizon` steps or until the episode ends: env_return, steps, terminated,
+    x_travelled and the root's (x, z) path (z: qpos[2] under a free root, else qpos[1])."""
     import gymnasium as gym
 
     from policysearch.run.viz import follow_root_body, write_video
@@ -106,12 +107,14 @@ def run_from_default_start(
         follow_root_body(env)
     frames = [env.render()] if video is not None else []
     ret, steps, terminated, x_start = 0.0, 0, False, float(inner.data.qpos[0])
-    path = [(x_start, float(inner.data.qpos[1]))]
+    z = 2 if inner.model.nq > inner.model.nv else 1  # a free joint's quaternion has one entry more than its velocity
+    low, high = env.action_space.low, env.action_space.high
+    path = [(x_start, float(inner.data.qpos[z]))]
     for t in range(horizon):
         x = np.concatenate([inner.data.qpos, inner.data.qvel])
-        obs, reward, terminated, truncated, _ = env.step(np.clip(act(t, obs, x), -1.0, 1.0))
+        obs, reward, terminated, truncated, _ = env.step(np.clip(act(t, obs, x), low, high))
         ret, steps = ret + float(reward), steps + 1
-        path.append((float(inner.data.qpos[0]), float(inner.data.qpos[1])))
+        path.append((float(inner.data.qpos[0]), float(inner.data.qpos[z])))
         if video is not None and t % 4 == 3:
             frames.append(env.render())
         if terminated or truncated:
