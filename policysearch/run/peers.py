@@ -180,7 +180,8 @@ def train_peer(peer: str, run: Any, config: Any) -> dict[str, Any]:
     import importlib.metadata
 
     record = {"algo": peer, "peer": {"library": PEERS[peer][3], "version": importlib.metadata.version(PEERS[peer][3]),
-                                     "class": cls.__name__, "kwargs": json.loads(json.dumps(kwargs, default=repr))},
+                                     "class": cls.__name__, "kwargs": json.loads(json.dumps(kwargs, default=repr)),
+                                     "torch_threads": torch.get_num_threads()},
               "run": dataclasses.asdict(run), "algo_config": dataclasses.asdict(config)}
     write_json_atomic(run_dir / "config.json", record)
     logger = MetricsLogger(run_dir, resume_step=start if ckpt is not None else None)
