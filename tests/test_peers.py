@@ -87,5 +87,5 @@ def test_a_sweep_holds_ours_and_the_peer_and_reports_them_side_by_side(tmp_path:
     assert report.returncode == 0, report.stderr[-3000:]
     groups = {g["algo"]: g for g in json.loads((out / "report.json").read_text())["groups"]}
     assert groups["ppo"]["finished"] == 2 and groups["sb3-ppo"]["finished"] == 1
-    assert groups["sb3-ppo"]["steps"] == 1024 and "vs_first_of_env" in groups["sb3-ppo"]
+    assert groups["sb3-ppo"]["steps"] == 1024 and groups["sb3-ppo"]["vs"]["group"].startswith("ppo CartPole-v1")
     assert len(_rows(out / "sb3-ppo-CartPole-v1-s0")) == 2

@@ -129,7 +129,7 @@ def test_sweep_on_a_cluster_finishes_every_trial_and_a_rerun_trains_nothing(ray_
     groups = report["groups"]
     assert len(report["trials"]) == 4 and all(t["finished"] and t["steps"] == 1024 for t in report["trials"])
     assert [(g["algo"], g["seeds"], g["finished"], g["evaluated"]) for g in groups] == [("ppo", 2, 2, 2), ("pg", 2, 2, 2)]
-    assert "vs_first_of_env" in groups[1] and (out / "curves.png").stat().st_size > 0
+    assert groups[1]["vs"]["group"] == groups[0]["group"] and (out / "curves.png").stat().st_size > 0
     assert (out / "report.md").read_text().count("\n") == 4  # header, rule, two groups
 
 
@@ -185,3 +185,25 @@ def test_dry_run_lists_every_trial_with_each_repeated_set_flag(tmp_path: Path) -
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and all(": new: policysearch train ppo --env CartPole-v1 --seed 3 --total-steps 4096 --learning-rate" in ln
                                    for ln in lines), lines
+
+
+def test_report_compares_a_peer_with_ours_of_the_same_settings(tmp_path: Path) -> None:
+    """sb3-trpo [preset=zoo] is compared with trpo [preset=zoo], not with the env's first group
+    (ppo); our groups with the env's first group; the difference is the means' difference."""
+    from policysearch.sweep.report import report
+
+    trials = []
+    for algo, settings, returns in (("ppo", {}, [10.0, 12.0, 14.0]), ("trpo", {"preset": "zoo"}, [30.0, 32.0, 34.0]),
+                                    ("sb3-trpo", {"preset": "zoo"}, [20.0, 21.0, 22.0])):
+        for seed, ret in enumerate(returns):
+            name = f"{algo}-s{seed}"
+            trials.append({"name": name, "algo": algo, "env": "Hopper-v5", "seed": seed, "settings": settings})
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "summary.json").write_text(json.dumps({"eval_return_mean": ret, "steps": 10, "wall_time": 1.0,
+                                                                      "steps_per_second": 10.0}))
+    (tmp_path / "sweep.json").write_text(json.dumps({"trials": trials}))
+    groups = {g["algo"]: g for g in report(tmp_path)["groups"]}
+    assert "vs" not in groups["ppo"]
+    assert groups["trpo"]["vs"]["group"] == "ppo Hopper-v5" and groups["trpo"]["vs"]["difference"] == pytest.approx(20.0)
+    assert groups["sb3-trpo"]["vs"]["group"] == "trpo Hopper-v5 [preset=zoo]"
+    assert groups["sb3-trpo"]["vs"]["difference"] == pytest.approx(-11.0)

@@ -1,8 +1,9 @@
 """`policysearch report SWEEP_DIR`: a sweep's trials grouped by (algorithm, env, settings), over
 their seeds: the final evaluation return (mean, std, interquartile mean, 95% bootstrap CI), real
 steps, wall time and steps/s; learning curves as the mean over seeds with a 95% bootstrap band;
-and, per env, each group's difference in mean return from the env's first group with its 95%
-bootstrap interval. Written as report.md, report.json (the groups, and one row per trial) and
+and each group's difference in mean return from a baseline group with its 95% bootstrap
+interval: for a peer's group (sb3-ppo, sb3-trpo) ours with the same env and settings (ppo, trpo),
+else the env's first group. Written as report.md, report.json (the groups, and one row per trial) and
 curves.png in the sweep folder.
 """
 
@@ -48,7 +49,7 @@ def collect(sweep_dir: Path) -> dict[str, list[dict[str, Any]]]:
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
         groups.setdefault(_group_key(trial), []).append(
             {"name": trial["name"], "algo": trial["algo"], "env": trial["env"], "seed": trial["seed"], "summary": summary,
-             "curve": _curve(folder / "metrics.csv")})
+             "curve": _curve(folder / "metrics.csv"), "ours": _group_key({**trial, "algo": _ours(trial["algo"])})})
     return groups
 
 
@@ -56,10 +57,20 @@ def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def _ours(algo: str) -> str:
+    """The algorithm a peer mirrors ("sb3-trpo" -> "trpo"); ours map to themselves."""
+    from policysearch.run.peers import PEERS
+
+    return PEERS[algo][0] if algo in PEERS else algo
+
+
 def summarize(groups: dict[str, list[dict[str, Any]]], seed: int = 0) -> list[dict[str, Any]]:
-    """One row per group: its seeds' final evaluation statistics, budgets and the comparison."""
+    """One row per group: its seeds' final evaluation statistics, budgets, and the difference in
+    mean return from its baseline (a peer's: ours with the same env and settings; else the env's
+    first group) with the difference's 95% bootstrap CI."""
     rows = []
-    first_of_env: dict[str, np.ndarray] = {}
+    first_of_env: dict[str, str] = {}
+    returns_of: dict[str, np.ndarray] = {}
     for key, runs in groups.items():
         done = [r for r in runs if r["summary"] is not None]
         returns = np.asarray([r["summary"]["eval_return_mean"] for r in done if r["summary"].get("eval_return_mean") is not None])
@@ -70,16 +81,19 @@ def summarize(groups: dict[str, list[dict[str, Any]]], seed: int = 0) -> list[di
             lo, hi = stats.bootstrap_ci(returns, seed=seed)
             row.update(return_mean=float(returns.mean()), return_std=float(returns.std(ddof=1)) if returns.size > 1 else 0.0,
                        return_iqm=float(stats.iqm(returns)), return_ci=[_num(lo), _num(hi)])
-            if env in first_of_env:
-                diff, dlo, dhi = stats.difference_ci(returns, first_of_env[env], seed=seed)
-                row["vs_first_of_env"] = {"difference": diff, "ci": [_num(dlo), _num(dhi)]}
-            else:
-                first_of_env[env] = returns
+            returns_of[key] = returns
+            first_of_env.setdefault(env, key)
         if done:
             row.update(steps=float(np.mean([r["summary"]["steps"] for r in done])),
                        wall_time=float(np.mean([r["summary"]["wall_time"] for r in done])),
                        steps_per_second=float(np.mean([r["summary"]["steps_per_second"] for r in done])))
         rows.append(row)
+    for row, (key, runs) in zip(rows, groups.items()):
+        ours = runs[0]["ours"]
+        base = ours if ours != key and ours in returns_of else first_of_env.get(runs[0]["env"])
+        if key in returns_of and base is not None and base != key:
+            diff, dlo, dhi = stats.difference_ci(returns_of[key], returns_of[base], seed=seed)
+            row["vs"] = {"group": base, "difference": diff, "ci": [_num(dlo), _num(dhi)]}
     return rows
 
 
@@ -88,15 +102,15 @@ def _fmt(x: Any, spec: str = ",.1f") -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| group | seeds (finished) | return mean | std | IQM | 95% CI | vs the env's first group (95% CI) | steps | wall s | steps/s |",
+    lines = ["| group | seeds (finished) | return mean | std | IQM | 95% CI | difference from (95% CI) | steps | wall s | steps/s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         ci = r.get("return_ci")
-        vs = r.get("vs_first_of_env")
+        vs = r.get("vs")
         lines.append("| " + " | ".join([
             r["group"], f"{r['seeds']} ({r['finished']})", _fmt(r.get("return_mean")), _fmt(r.get("return_std")), _fmt(r.get("return_iqm")),
             f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-",
-            f"{vs['difference']:+,.1f} [{_fmt(vs['ci'][0])}, {_fmt(vs['ci'][1])}]" if vs else "-",
+            f"{vs['difference']:+,.1f} [{_fmt(vs['ci'][0])}, {_fmt(vs['ci'][1])}] from {vs['group'].split(' [')[0]}" if vs else "-",
             _fmt(r.get("steps"), ",.0f"), _fmt(r.get("wall_time")), _fmt(r.get("steps_per_second"), ",.0f")]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -121,7 +135,8 @@ def plot_curves(groups: dict[str, list[dict[str, Any]]], path: Path) -> None:
         ax.set_title(env)
         ax.set_xlabel("env steps")
         ax.set_ylabel("training return (mean over seeds, 95% band)")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # no curve yet (no metrics.csv): no legend
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
