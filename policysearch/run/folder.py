@@ -27,8 +27,9 @@ input standardisation in meta.json and its parameters alone in arrays.safetensor
 algorithm, and the training state in state.safetensors."""
 
 RUN_ENTRIES = ("config.json", "metrics.csv", "tb", "checkpoints", "learning_curve.png", "policy.mp4", "summary.json", "controllers",
-               "controller", "cost.png", "plan.json", "plan.mp4", "profile.json")
-"""What a run writes into its folder: the entries `--overwrite` removes."""
+               "controller", "cost.png", "plan.json", "plan.mp4", "profile.json", "policy.onnx", "policy.npz", "controller.npz")
+"""What a run writes into its folder (and `policysearch export` by default beside it, an export
+of the policy that an overwritten run no longer has): the entries `--overwrite` removes."""
 
 OUTPUT_SETTINGS = ("run_dir", "overwrite", "progress", "profile", "json", "video", "eval_every", "eval_episodes", "checkpoint_every")
 """Settings that say where and how a run reports, not what it computes: free to change on resume."""
