@@ -19,7 +19,9 @@ run at full budget).
    controller of the nearest training terrain (its own trajectory with feedback), TBDP (every
    step of every training terrain's DDP solution as one nearest-neighbour policy,
    `policysearch.control.tbdp`), the PPO and the TRPO policy, and the example policy alone.
-Writes OUT/terrain.png (torso paths over each terrain profile, mean reward in brackets),
+Writes OUT/terrain.png (torso paths over each terrain profile, mean reward in brackets), with
+--video-terrain SEED every method's episode on that test terrain as OUT/videos/METHOD.mp4 and a
+frame strip OUT/strip.png,
 OUT/results.json ({"method": {"success_rate", "return_mean", "real_steps", "seconds", ...}}), the
 episodes of every method (steps, return, fall) in OUT/details.json, and prints the table.
 Success is no fall (termination) before the test horizon. `--gps-from` and `--rl-from` reuse the
@@ -71,10 +73,36 @@ def nearest_training_terrain(test_seed: int, roughness: float) -> int:
     return min(TRAIN_TERRAINS, key=lambda s: float(np.mean(np.abs(terrain_profile(s, roughness)[1][near] - h[near]))))
 
 
-def run_episode(act, terrain_seed: int, horizon: int, env_id: str = ENV_ID) -> dict:
-    """One episode from the default start (no reset noise): torso path, return, fall."""
-    r = run_from_default_start(act, env_id, horizon, terrain_seed=terrain_seed)
-    return {"return": r["env_return"], "steps": r["steps"], "fell": r["terminated"], "path": r["path"]}
+def run_episode(act, terrain_seed: int, horizon: int, env_id: str = ENV_ID, video: Path | None = None) -> dict:
+    """One episode from the default start (no reset noise): torso path, return, fall; with
+    `video`, an MP4 of it there and its frames under "frames"."""
+    frames: list = []
+    r = run_from_default_start(act, env_id, horizon, video=video, frames=frames, terrain_seed=terrain_seed)
+    return {"return": r["env_return"], "steps": r["steps"], "fell": r["terminated"], "path": r["path"], "frames": frames}
+
+
+def frame_strip(path: Path, episodes: dict[str, dict], terrain: int, count: int = 6) -> None:
+    """One row per method: `count` frames spread over its episode on `terrain` (the last one where
+    it fell or stopped), with the step and the episode's return."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(episodes), count, figsize=(2.2 * count, 1.8 * len(episodes)), dpi=100, squeeze=False)
+    for row, (m, e) in zip(axes, episodes.items()):
+        picks = np.unique(np.linspace(0, len(e["frames"]) - 1, count).round().astype(int))
+        for ax in row:
+            ax.axis("off")
+        for ax, i in zip(row, picks):
+            ax.imshow(e["frames"][i])
+            ax.set_title(f"step {min(4 * i, e['steps'])}", fontsize=7)
+        row[0].text(-0.05, 0.5, f"{m}\n[{e['return']:.0f}]" + (" fell" if e["fell"] else ""), transform=row[0].transAxes,
+                    ha="right", va="center", fontsize=8)
+    fig.suptitle(f"test terrain {terrain}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def train_rl(algo: str, steps: int, out: Path, seed: int, set_env: str = SET_ENV_ID) -> tuple[Path, float]:
@@ -153,6 +181,8 @@ def main() -> None:
     p.add_argument("--rl-factor", type=float, default=10.0, help="PPO/TRPO get this many times GPS's real samples")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the whole pipeline (example, GPS, PPO, TRPO); several: OUT/seed_S each and a summary")
     p.add_argument("--skip-rl", action="store_true", help="leave out PPO and TRPO")
+    p.add_argument("--video-terrain", type=int, default=None, help="a test terrain whose episodes are also recorded: "
+                   "OUT/videos/METHOD.mp4 and the frame strip OUT/strip.png (default: none)")
     p.add_argument("--adaptive-guiding", action=argparse.BooleanOptionalAction, default=False, help="line 9: re-optimise DDP toward the policy")
     p.add_argument("--gps-from", default="", help="reuse the GPS run of an earlier --out (DIR/gps) instead of training it")
     p.add_argument("--rl-from", default="", help="reuse the PPO and TRPO runs of an earlier --out (DIR/ppo, DIR/trpo) instead of training them")
@@ -241,11 +271,15 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
     results: dict[str, dict] = {m: {"episodes": []} for m in policies} | {"DDP": {"episodes": []}, "TBDP": {"episodes": []}}
     for terrain in TEST_TERRAINS:
         near = nearest_training_terrain(terrain, args.roughness)
-        runs = {m: run_episode(f, terrain, test_horizon, args.env) for m, f in policies.items()}
-        runs["DDP"] = run_episode(lambda t, obs, x, c=controllers[near]: c.act(t, x), terrain, test_horizon, args.env)
-        runs["TBDP"] = run_episode(lambda t, obs, x: library.act(t, x), terrain, test_horizon, args.env)
+        acts = dict(policies, DDP=lambda t, obs, x, c=controllers[near]: c.act(t, x), TBDP=lambda t, obs, x: library.act(t, x))
+        videos = out / "videos" if terrain == args.video_terrain else None
+        if videos is not None:
+            videos.mkdir(exist_ok=True)
+        runs = {m: run_episode(f, terrain, test_horizon, args.env, videos / f"{m}.mp4" if videos else None) for m, f in acts.items()}
+        if videos is not None:
+            frame_strip(out / "strip.png", runs, terrain)
         for m, r in runs.items():
-            results[m]["episodes"].append(dict(r, terrain=terrain, ddp_from=near if m == "DDP" else None))
+            results[m]["episodes"].append(dict({k: v for k, v in r.items() if k != "frames"}, terrain=terrain, ddp_from=near if m == "DDP" else None))
     table = {}
     for m, r in results.items():
         eps = r["episodes"]

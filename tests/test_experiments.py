@@ -27,15 +27,15 @@ def test_summary_over_seeds() -> None:
 def test_humanoid_terrain_experiment_end_to_end_at_a_tiny_budget(tmp_path: Path) -> None:
     """`--robot humanoid` (the paper's Figure 5): the example trained on flat ground with the
     terrain task's observation, GPS on the four training terrains, PPO and TRPO on the terrain set,
-    then every method, DDP and TBDP on the four test terrains: the table, the episodes and the
-    figure."""
+    then every method, DDP and TBDP on the four test terrains: the table, the episodes, the
+    figure, and each method's video and frame strip on one test terrain."""
     import json
     import subprocess
 
     out = tmp_path / "humanoid"
     cmd = [sys.executable, str(ROOT / "experiments" / "gps_terrain.py"), "--robot", "humanoid", "--train-example", "2048", "--horizon", "6",
            "--test-horizon", "8", "--gps-iterations", "1", "--ilqr-iterations", "2", "--guiding-samples", "2", "--policy-samples", "2",
-           "--rl-factor", "0.5", "--out", str(out)]
+           "--rl-factor", "0.5", "--video-terrain", "101", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     table = json.loads((out / "results.json").read_text())
@@ -45,5 +45,6 @@ def test_humanoid_terrain_experiment_end_to_end_at_a_tiny_budget(tmp_path: Path)
     assert table["PPO"]["real_steps"] >= 0.5 * table["GPS"]["real_steps"]
     details = json.loads((out / "details.json").read_text())
     assert details["robot"] == "humanoid" and details["env"] == "policysearch/HumanoidTerrain-v0"
-    assert (out / "terrain.png").stat().st_size > 10_000
+    assert (out / "terrain.png").stat().st_size > 10_000 and (out / "strip.png").stat().st_size > 10_000
+    assert sorted(p.stem for p in (out / "videos").glob("*.mp4")) == sorted(table)
     assert json.loads((out / "example" / "config.json").read_text())["run"]["env"] == "policysearch/HumanoidFlat-v0"

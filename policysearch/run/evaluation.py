@@ -88,12 +88,15 @@ def closed_loop_on_env(controller: LinearGaussianController, env_id: str, video:
 
 
 def run_from_default_start(
-    act: Callable[[int, np.ndarray, np.ndarray], np.ndarray], env_id: str, horizon: int, video: Path | None = None, **env_kwargs: Any,
+    act: Callable[[int, np.ndarray, np.ndarray], np.ndarray], env_id: str, horizon: int, video: Path | None = None,
+    frames: list[np.ndarray] | None = None, **env_kwargs: Any,
 ) -> dict[str, Any]:
     """Run u_t = act(t, obs_t, x_t) (x = (qpos, qvel)), clipped to the action bounds ([-1, 1] on the
     walkers, [-0.4, 0.4] on the humanoid), on the real MuJoCo env from its default initial state
     (no reset noise) for `horizon` steps or until the episode ends: env_return, steps, terminated,
-    x_travelled and the root's (x, z) path (z: qpos[2] under a free root, else qpos[1])."""
+    x_travelled and the root's (x, z) path (z: qpos[2] under a free root, else qpos[1]). With
+    `video`, the frames (every 4th step) are written there as an MP4 and also appended to
+    `frames` when it is given."""
     import gymnasium as gym
 
     from policysearch.run.viz import follow_root_body, write_video
@@ -105,7 +108,7 @@ def run_from_default_start(
     if video is not None:
         env.render()
         follow_root_body(env)
-    frames = [env.render()] if video is not None else []
+    shown = [env.render()] if video is not None else []
     ret, steps, terminated, x_start = 0.0, 0, False, float(inner.data.qpos[0])
     z = 2 if inner.model.nq > inner.model.nv else 1  # a free joint's quaternion has one entry more than its velocity
     low, high = env.action_space.low, env.action_space.high
@@ -116,11 +119,13 @@ def run_from_default_start(
         ret, steps = ret + float(reward), steps + 1
         path.append((float(inner.data.qpos[0]), float(inner.data.qpos[z])))
         if video is not None and t % 4 == 3:
-            frames.append(env.render())
+            shown.append(env.render())
         if terminated or truncated:
             break
     if video is not None:
-        write_video(video, frames, fps=round(1.0 / (4 * inner.dt)))
+        write_video(video, shown, fps=round(1.0 / (4 * inner.dt)))
+        if frames is not None:
+            frames.extend(shown)
     out = {"env_return": ret, "steps": steps, "terminated": bool(terminated), "x_travelled": path[-1][0] - x_start, "path": path}
     env.close()
     return out
