@@ -110,7 +110,9 @@ def test_readme_code_blocks_run_as_written(tmp_path: Path) -> None:
     assert activated, "the README never says to activate the venv, so its commands would not be found"
     assert (tmp_path / "runs" / "hopper" / "learning_curve.png").exists() and (tmp_path / "runs" / "hopper" / "policy.mp4").exists()
     assert (tmp_path / "hopper-policy" / "meta.json").exists()
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.is_symlink()) == ["hopper-policy", "runs"], "the Python API wrote files it was not asked to"
+    assert (tmp_path / "hopper.onnx").stat().st_size > 1000  # "Deploy a policy": the export its Python block ran
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.is_symlink()) == ["hopper-policy", "hopper.onnx", "runs"], \
+        "the Python API wrote files it was not asked to"
     check_terrain_experiment(tmp_path / "runs" / "gps-terrain")
 
 
