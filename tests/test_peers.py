@@ -49,12 +49,12 @@ def test_peer_run_resumes_from_its_checkpoint_with_one_row_per_update(tmp_path: 
                            "--checkpoint-every", "512", "--eval-episodes", "4"])
     run = dataclasses.replace(args.run, run_dir=str(run_dir))
     summary = train_peer("sb3-trpo", run, args.algo)
-    assert summary["steps"] == 2048 and summary["eval_episodes"] == 4 and trial_state(run_dir) == "finished"
+    assert summary["steps"] == 2048 and summary["eval_episodes"] == 4 and trial_state(run_dir, peer=True) == "finished"
     config = json.loads((run_dir / "config.json").read_text())
     assert config["peer"]["library"] == "sb3-contrib" and config["peer"]["kwargs"]["n_steps"] == 128
     (run_dir / "summary.json").unlink()
     shutil.rmtree(latest_checkpoint(run_dir))
-    assert latest_checkpoint(run_dir).name == "step_1536" and trial_state(run_dir) == "resumable"
+    assert latest_checkpoint(run_dir).name == "step_1536" and trial_state(run_dir, peer=True) == "resumable"
     resumed = train_peer("sb3-trpo", run, args.algo)
     steps = [int(r["step"]) for r in _rows(run_dir)]
     assert steps == [512, 1024, 1536, 2048] and resumed["steps"] == 2048

@@ -80,7 +80,9 @@ def run_sweep(args: SweepArgs) -> dict[str, Any]:
         raise UserError("two trials of the grid would share a folder: give each flag once")
     runs = check_trials(trials)
     if args.dry_run:
-        return {"out": str(out), "trials": {t.name: {"state": trial_state(out / t.name), "argv": t.argv()} for t in trials}}
+        from policysearch.run.peers import PEERS
+
+        return {"out": str(out), "trials": {t.name: {"state": trial_state(out / t.name, t.algo in PEERS), "argv": t.argv()} for t in trials}}
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / "sweep.json").write_text(json.dumps({"trials": _record(out / "sweep.json", trials)}, indent=2))

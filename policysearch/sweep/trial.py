@@ -33,17 +33,17 @@ def parse_trial(argv: list[str]) -> tuple[str, Any]:
     return train_args(argv)
 
 
-def trial_state(run_dir: Path) -> State:
-    """finished: summary.json exists; resumable: a complete checkpoint exists (ours, or a
-    peer's); new: neither."""
+def trial_state(run_dir: Path, peer: bool = False) -> State:
+    """finished: summary.json exists; resumable: a complete checkpoint exists (ours, or for a
+    peer's trial the peer's); new: neither."""
     from policysearch.errors import UserError
     from policysearch.run.checkpoint import find_checkpoint
     from policysearch.run.peers import latest_checkpoint
 
     if (run_dir / "summary.json").exists():
         return "finished"
-    if latest_checkpoint(run_dir) is not None:
-        return "resumable"
+    if peer:
+        return "resumable" if latest_checkpoint(run_dir) is not None else "new"
     try:
         find_checkpoint(run_dir)
         return "resumable"
@@ -53,7 +53,9 @@ def trial_state(run_dir: Path) -> State:
 
 def trial_argv(argv: list[str], run_dir: Path) -> tuple[list[str], State]:
     """The train command's arguments for the trial's folder in its current state."""
-    state = trial_state(run_dir)
+    from policysearch.run.peers import PEERS
+
+    state = trial_state(run_dir, argv[0] in PEERS)
     if state == "resumable":
         return [*argv, "--resume", str(run_dir)], state
     return [*argv, "--run-dir", str(run_dir), "--overwrite"], state  # overwrite: a start killed before its first checkpoint
