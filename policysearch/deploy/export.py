@@ -149,11 +149,13 @@ def export_policy(agent: Any, out: str | Path, format: Format = "onnx", algorith
     out = Path(out)
     if format == "numpy":
         return _save_npz(out, arrays, meta)
+    try:
+        import onnx
+    except ImportError:
+        raise UserError("ONNX export needs the onnx package: pip install 'policysearch[export]' (or use --format numpy)") from None
     from policysearch.deploy.onnx_graph import network_model
 
     model = network_model(arrays, meta)
-    import onnx
-
     return _write(out, lambda tmp: onnx.save(model, str(tmp)))
 
 
