@@ -13,7 +13,6 @@ observations from the env, one thread for onnxruntime.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import platform
 import tempfile
@@ -48,7 +47,8 @@ def main() -> None:
     import onnxruntime as ort
 
     from policysearch.algos import PPOConfig
-    from policysearch.deploy.export import LOADER, export
+    from policysearch.deploy import loader
+    from policysearch.deploy.export import export
     from policysearch.envs import make_env
     from policysearch.envs.rollout import jax_policy_step
     from policysearch.run.snapshot import load
@@ -72,9 +72,6 @@ def main() -> None:
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(export(run_dir, "onnx", tmp / "policy.onnx")), options, providers=["CPUExecutionProvider"])
-    spec = importlib.util.spec_from_file_location("loader", LOADER)
-    loader = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loader)
     npz = loader.load(str(export(run_dir, "numpy", tmp / "policy.npz")))
 
     host = jax.device_put

@@ -128,6 +128,7 @@ def test_linear_gaussian_controller_exports_its_mean(tmp_path: Path) -> None:
     """A `policysearch plan` run's controller: the loader's u(t, x) is the controller's mean, past
     the horizon too; ONNX is refused for it in one line."""
     from policysearch.control.lqg import LinearGaussianController
+    from policysearch.deploy import loader
 
     run_dir = tmp_path / "plan"
     done = run_cli("plan", "--env", "pendulum-swingup", "--horizon", "60", "--run-dir", str(run_dir), "--json")
@@ -135,9 +136,6 @@ def test_linear_gaussian_controller_exports_its_mean(tmp_path: Path) -> None:
     npz = export(run_dir, "numpy")
     assert npz == run_dir / "controller.npz"
     ctrl, _ = LinearGaussianController.load(run_dir)
-    spec = __import__("importlib.util").util.spec_from_file_location("loader", LOADER)
-    loader = __import__("importlib.util").util.module_from_spec(spec)
-    spec.loader.exec_module(loader)
     exported = loader.load(str(npz))
     assert exported.meta["horizon"] == 60 and exported.meta["env_id"] == "pendulum-swingup"
     rng = np.random.default_rng(0)

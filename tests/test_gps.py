@@ -282,21 +282,17 @@ def _gps_run_exports_act_as_it_does(run_dir) -> None:
     """`policysearch export` of a GPS run: its policy under onnxruntime and its guiding controller
     of condition 1 through the NumPy loader act as the run's own (tests/test_export.py covers the
     other algorithms)."""
-    import importlib.util
-
     import onnxruntime as ort
 
     from policysearch.control.lqg import LinearGaussianController
-    from policysearch.deploy.export import LOADER, export
+    from policysearch.deploy import loader
+    from policysearch.deploy.export import export
     from policysearch.run.snapshot import load
 
     agent = load(run_dir)
     obs = np.random.default_rng(0).normal(0, 2, (1000, agent.spec.obs_dim)).astype(np.float32)
     session = ort.InferenceSession(str(export(run_dir, "onnx")), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(None, {"obs": obs})[0], agent.act(obs), rtol=0, atol=1e-5)
-    spec = importlib.util.spec_from_file_location("loader", LOADER)
-    loader = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loader)
     exported = loader.load(str(export(run_dir, "numpy", run_dir / "c1.npz", controller=True, condition=1)))
     ctrl, _ = LinearGaussianController.load(run_dir / "controllers" / "condition_1")
     x = np.asarray(ctrl.x_bar[5]) + 0.1

@@ -58,20 +58,10 @@ def _version() -> str:
     return __version__
 
 
-def _algorithm(run_dir: Path) -> str | None:
-    for folder in (run_dir, *run_dir.parents[:2]):
-        config = folder / "config.json"
-        if config.exists():
-            try:
-                return json.loads(config.read_text()).get("algo")
-            except ValueError:
-                return None
-    return None
-
-
-def network_arrays(agent: Any, algorithm: str | None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def network_arrays(agent: Any, algorithm: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The arrays and meta of a `TrainedPolicy`: its actor's dense layers, the frozen observation
-    statistics and clip, the action bounds."""
+    statistics and clip, the action bounds. `algorithm`: as the checkpoint's meta.json says, unless
+    given."""
     from policysearch.core.forward import EPS, dense_layers
 
     spec, policy = agent.spec, agent.policy
@@ -91,7 +81,7 @@ def network_arrays(agent: Any, algorithm: str | None) -> tuple[dict[str, np.ndar
                "deterministic": "the Gaussian's mean, clipped to [low, high]"} if gaussian else
               {"type": "Discrete", "n": spec.action_dim, "dtype": "int64", "deterministic": "argmax of the logits"})
     meta = {
-        "format": NETWORK_FORMAT, "env_id": spec.env_id, "algorithm": algorithm, "policysearch_version": _version(),
+        "format": NETWORK_FORMAT, "env_id": spec.env_id, "algorithm": algorithm or agent.meta.get("algo"), "policysearch_version": _version(),
         "observation": {"type": "Box", "shape": [spec.obs_dim], "dtype": "float32"},
         "action": action,
         "normalization": ({"obs": "clip((obs - mean) / sqrt(var + eps), -clip, clip)", "clip": float(agent.norm.clip_obs)}
@@ -185,4 +175,4 @@ def export(run_dir: str | Path, format: Format = "onnx", out: str | Path | None 
     from policysearch.run.snapshot import load
 
     suffix = ".onnx" if format == "onnx" else ".npz"
-    return export_policy(load(folder), Path(out) if out else folder / f"policy{suffix}", format, _algorithm(folder))
+    return export_policy(load(folder), Path(out) if out else folder / f"policy{suffix}", format)

@@ -20,7 +20,6 @@ MLPs).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -154,6 +153,7 @@ def train_peer(peer: str, run: Any, config: Any) -> dict[str, Any]:
 
     from policysearch.run.checkpoint import write_json_atomic
     from policysearch.run.evaluation import evaluate
+    from policysearch.run.folder import write_config
     from policysearch.run.logging import MetricsLogger
 
     check_peer_run(peer, run, config)
@@ -179,14 +179,11 @@ def train_peer(peer: str, run: Any, config: Any) -> dict[str, Any]:
         start, elapsed = int(meta["step"]), float(meta["wall_time"])
     import importlib.metadata
 
-    record = {"algo": peer, "peer": {"library": PEERS[peer][3], "version": importlib.metadata.version(PEERS[peer][3]),
-                                     "class": cls.__name__, "kwargs": json.loads(json.dumps(kwargs, default=repr)),
-                                     "torch_threads": torch.get_num_threads()},
-              "run": dataclasses.asdict(run), "algo_config": dataclasses.asdict(config)}
-    write_json_atomic(run_dir / "config.json", record)
+    write_config(run_dir, peer, run, config, peer={
+        "library": PEERS[peer][3], "version": importlib.metadata.version(PEERS[peer][3]), "class": cls.__name__,
+        "kwargs": json.loads(json.dumps(kwargs, default=repr)), "torch_threads": torch.get_num_threads()})
     logger = MetricsLogger(run_dir, resume_step=start if ckpt is not None else None)
     t_start = time.perf_counter() - elapsed
-    next_ckpt = [(start // run.checkpoint_every + 1) * run.checkpoint_every]
 
     class Record(BaseCallback):
         """A metrics row after each update (at the next rollout's start, and at the end), and the checkpoints."""
@@ -205,10 +202,9 @@ def train_peer(peer: str, run: Any, config: Any) -> dict[str, Any]:
                         "episode_return_mean": float(np.mean(returns)) if returns else None,
                         "episode_length_mean": float(np.mean([e["l"] for e in self.model.ep_info_buffer])) if returns else None,
                         "steps_per_second": (step - self.last) / (now - self.t_last)})
-            self.last, self.t_last = step, now
-            if step >= next_ckpt[0] or step >= total:
+            if step // run.checkpoint_every > self.last // run.checkpoint_every or step >= total:  # a multiple passed, or the end
                 _save(run_dir, self.model, self.model.get_env(), step, now - t_start)
-                next_ckpt[0] = (step // run.checkpoint_every + 1) * run.checkpoint_every
+            self.last, self.t_last = step, now
 
         def _on_rollout_start(self) -> None:
             self._after_update()
