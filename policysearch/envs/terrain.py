@@ -119,50 +119,54 @@ def terrain_xml(terrain_seed: int, roughness: float = ROUGHNESS, robot: str = "w
     return path
 
 
-class Walker2dTerrainEnv(Walker2dEnv):
-    """Walker2d-v5 on the terrain of `terrain_seed`; health uses the height above the ground."""
+class OnTerrain:
+    """What a robot on a terrain changes in its Gymnasium env: the terrain's MJCF and profile, and
+    the torso height measured above the ground beneath it, in health and in the observation's first
+    entry, so that a dip in the ground does not look like a fall. A subclass names its `robot`
+    (`ROBOTS`) and the index of the root's z in qpos, and puts this class before the env's."""
+
+    robot: str
+    z_index: int
+    defaults: dict = {}
+    """Env keyword arguments the task sets unless given."""
 
     def __init__(self, terrain_seed: int = 0, roughness: float = ROUGHNESS, **kwargs) -> None:
         self.terrain_seed, self.roughness = terrain_seed, roughness
         self.profile = terrain_profile(terrain_seed, roughness)
-        super().__init__(xml_file=str(terrain_xml(terrain_seed, roughness)), **kwargs)
+        super().__init__(xml_file=str(terrain_xml(terrain_seed, roughness, self.robot)), **{**self.defaults, **kwargs})
 
-    @property
-    def is_healthy(self) -> bool:
-        x, z, angle = self.data.qpos[0:3]
-        z = z - ground_height(self.profile, x)
-        min_z, max_z = self._healthy_z_range
-        min_angle, max_angle = self._healthy_angle_range
-        return bool(min_z < z < max_z and min_angle < angle < max_angle)
+    def height_above_ground(self) -> float:
+        return float(self.data.qpos[self.z_index]) - ground_height(self.profile, float(self.data.qpos[0]))
 
     def _get_obs(self) -> np.ndarray:
-        """Walker2d's observation with the torso's height measured above the ground beneath it
-        (as health is), so that a dip in the ground does not look like a fall."""
         obs = super()._get_obs()
         obs[0] -= ground_height(self.profile, float(self.data.qpos[0]))
         return obs
 
 
-class HumanoidTerrainEnv(HumanoidEnv):
+class Walker2dTerrainEnv(OnTerrain, Walker2dEnv):
+    """Walker2d-v5 on the terrain of `terrain_seed`; health uses the height above the ground."""
+
+    robot, z_index = "walker2d", 1
+
+    @property
+    def is_healthy(self) -> bool:
+        min_z, max_z = self._healthy_z_range
+        min_angle, max_angle = self._healthy_angle_range
+        return bool(min_z < self.height_above_ground() < max_z and min_angle < self.data.qpos[2] < max_angle)
+
+
+class HumanoidTerrainEnv(OnTerrain, HumanoidEnv):
     """Humanoid-v5 on the terrain of `terrain_seed`: health and the observation's height use the
     height above the ground; the observation is the 45-entry state (module docstring)."""
 
-    STATE_ONLY = {f"include_{k}_in_observation": False for k in ("cinert", "cvel", "qfrc_actuator", "cfrc_ext")}
-
-    def __init__(self, terrain_seed: int = 0, roughness: float = ROUGHNESS, **kwargs) -> None:
-        self.terrain_seed, self.roughness = terrain_seed, roughness
-        self.profile = terrain_profile(terrain_seed, roughness)
-        super().__init__(xml_file=str(terrain_xml(terrain_seed, roughness, "humanoid")), **{**self.STATE_ONLY, **kwargs})
+    robot, z_index = "humanoid", 2
+    defaults = {f"include_{k}_in_observation": False for k in ("cinert", "cvel", "qfrc_actuator", "cfrc_ext")}
 
     @property
     def is_healthy(self) -> bool:
         min_z, max_z = self._healthy_z_range
-        return bool(min_z < self.data.qpos[2] - ground_height(self.profile, float(self.data.qpos[0])) < max_z)
-
-    def _get_obs(self) -> np.ndarray:
-        obs = super()._get_obs()
-        obs[0] -= ground_height(self.profile, float(self.data.qpos[0]))
-        return obs
+        return bool(min_z < self.height_above_ground() < max_z)
 
 
 class TerrainSetEnv(gym.Env):
