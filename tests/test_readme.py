@@ -8,13 +8,18 @@ installs PyTorch. Everything else runs: `make demo` (at DEMO_STEPS=2048), `sourc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+import ray_local
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"^```(bash|python)\n(.*?)^```", re.S | re.M)
@@ -43,7 +48,11 @@ BUDGET_FLAG = re.compile(r"--(total-steps|train-example|episodes|horizon|iterati
 EXTRA = {"experiments/gps_terrain.py": "--horizon 8 --test-horizon 10 --gps-iterations 1 --ilqr-iterations 2 --guiding-samples 2 "
          "--rl-factor 0.5 --roughness 2"}
 """Flags appended to a command naming the key: the experiment's budget, which its README command leaves at the defaults."""
-DRY_RUN = {"make test": "make -n test", "make bench": "make -n bench"}
+DRY_RUN = {"make test": "make -n test", "make bench": "make -n bench",
+           "ray stop": f"{sys.executable} {ROOT / 'tests' / 'ray_local.py'} \"$RAY_TMPDIR\""}
+"""Commands the test replaces: the first is what runs this test, the second installs PyTorch, and
+`ray stop` would end every Ray process of the user (other tests' clusters too), so the test ends
+only the cluster the README started (tests/ray_local.py)."""
 
 
 def readme_blocks() -> list[tuple[str, str]]:
@@ -95,7 +104,10 @@ def test_readme_code_blocks_run_as_written(tmp_path: Path) -> None:
     for name in ("Makefile", "pyproject.toml", "constraints.txt", ".venv", "experiments", "policysearch", "README.md"):
         (tmp_path / name).symlink_to(ROOT / name)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env.update(MUJOCO_GL=env.get("MUJOCO_GL", "egl"), PATH="/usr/local/bin:/usr/bin:/bin", JAX_PLATFORMS="cpu")
+    # Ray's temp dir of its own: `--address auto` finds the cluster the README started there, and
+    # `ray stop` ends that one alone (a short path, as Ray's socket paths must be)
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    env.update(MUJOCO_GL=env.get("MUJOCO_GL", "egl"), PATH="/usr/local/bin:/usr/bin:/bin", JAX_PLATFORMS="cpu", RAY_TMPDIR=ray_tmp)
     activated = False
     for i, (lang, code) in enumerate(readme_blocks()):
         script = shorten(code)
@@ -105,7 +117,12 @@ def test_readme_code_blocks_run_as_written(tmp_path: Path) -> None:
             prefix = "set -euo pipefail\n" + ("source .venv/bin/activate\n" if activated else "")
             cmd = ["bash", "-c", prefix + script]
             activated = activated or "source .venv/bin/activate" in script
-        done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        head = ray_local.head_slot() if "ray start --head" in script else contextlib.nullcontext()
+        with head:  # one test's Ray head at a time on the machine (tests/ray_local.py)
+            try:
+                done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+            finally:
+                ray_local.stop(ray_tmp)  # nothing of a failed block's cluster outlives it
         assert done.returncode == 0, f"README block {i} ({lang}) failed:\n{script}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
     assert activated, "the README never says to activate the venv, so its commands would not be found"
     assert (tmp_path / "runs" / "hopper" / "learning_curve.png").exists() and (tmp_path / "runs" / "hopper" / "policy.mp4").exists()

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+import ray_local
 from conftest import one_line_error, run_cli
 from policysearch.errors import UserError
 from policysearch.sweep import stats
@@ -87,11 +88,12 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    start = subprocess.run([str(ray_bin), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                            f"--temp-dir={temp}", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=180)
-    assert start.returncode == 0, start.stderr[-2000:]
-    yield f"127.0.0.1:{port}"
-    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
+    with ray_local.head_slot():
+        start = subprocess.run([str(ray_bin), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                                f"--temp-dir={temp}", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=180)
+        assert start.returncode == 0, start.stderr[-2000:]
+        yield f"127.0.0.1:{port}"
+        ray_local.stop(temp)  # `ray stop` for this cluster alone: the plain one would end other tests' local sweeps
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)
