@@ -125,6 +125,9 @@ def test_sweep_on_a_cluster_finishes_every_trial_and_a_rerun_trains_nothing(ray_
     assert again.returncode == 0, again.stderr[-3000:]
     assert all(r["state"] == "finished" for r in json.loads((out / "results.json").read_text()).values())
     assert _rows(out / "ppo-CartPole-v1-s0") == [256, 512, 768, 1024]  # nothing trained, nothing appended
+    for name in results:  # one load segment per trial, from the first command: the rerun trained nothing
+        segments = json.loads((out / name / "cpu.json").read_text())["segments"]
+        assert len(segments) == 1 and segments[0]["own"] > 0.5 and segments[0]["wall"] > 0
     rep = run_cli("report", str(out), "--json")
     assert rep.returncode == 0, rep.stderr[-2000:]
     report = json.loads(rep.stdout)
@@ -133,6 +136,7 @@ def test_sweep_on_a_cluster_finishes_every_trial_and_a_rerun_trains_nothing(ray_
     assert [(g["algo"], g["seeds"], g["finished"], g["evaluated"]) for g in groups] == [("ppo", 2, 2, 2), ("pg", 2, 2, 2)]
     assert groups[1]["vs"]["group"] == groups[0]["group"] and (out / "curves.png").stat().st_size > 0
     assert (out / "report.md").read_text().count("\n") == 4  # header, rule, two groups
+    assert all(g["cpu"]["trials"] == 2 and g["cpu"]["own_cores"] > 0 for g in groups)
 
 
 def test_a_worker_killed_mid_trial_is_retried_and_resumes(ray_cluster: str, tmp_path: Path) -> None:
@@ -164,6 +168,39 @@ def test_a_worker_killed_mid_trial_is_retried_and_resumes(ray_cluster: str, tmp_
     assert steps == list(range(256, 10240 + 1, 256))  # one row per update: none lost, none twice
     assert int((run_dir / "worker.pid").read_text()) != killed[0]  # finished by another worker
     assert "--resume" in (run_dir / "trial.log").read_text()
+    assert len(json.loads((run_dir / "cpu.json").read_text())["segments"]) == 1  # the killed segment recorded nothing
+
+
+def test_cpu_segments_count_own_and_others_cores(tmp_path: Path) -> None:
+    """sweep.cpu: CPU burnt in this process is `own`; a process burning CPU meanwhile that this
+    one does not wait for is `others`; segments add up."""
+    import resource
+
+    from policysearch.sweep import cpu
+
+    def burn(seconds: float) -> None:
+        start = resource.getrusage(resource.RUSAGE_SELF)
+        while sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - sum(start[:2]) < seconds:
+            sum(i * i for i in range(1000))
+
+    with cpu.recorded(tmp_path):
+        burn(0.3)
+    other = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass"])
+    with cpu.recorded(tmp_path):
+        other.wait()  # waited for inside the segment: its CPU is the trial's own (RUSAGE_CHILDREN)
+    neighbour = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass"])
+    with cpu.recorded(tmp_path):
+        os.waitid(os.P_PID, neighbour.pid, os.WEXITED | os.WNOWAIT)  # until it ends, unreaped: not a child's CPU yet
+    neighbour.wait()
+    first, child, third = json.loads((tmp_path / "cpu.json").read_text())["segments"]
+    assert first["own"] >= 0.3 and first["others"] >= 0 and first["cpus"] == os.cpu_count()
+    assert child["own"] >= 0.55
+    assert third["own"] < 0.3 and third["others"] >= 0.5
+    total = cpu.load(tmp_path)
+    walls = first["wall"] + child["wall"] + third["wall"]
+    assert total["wall"] == pytest.approx(walls)
+    assert total["own_cores"] == pytest.approx((first["own"] + child["own"] + third["own"]) / walls)
+    assert cpu.load(tmp_path / "nothing") is None
 
 
 def test_sweep_without_the_grid_folder_writable_is_refused(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """`policysearch report SWEEP_DIR`: a sweep's trials grouped by (algorithm, env, settings), over
 their seeds: the final evaluation return (mean, std, interquartile mean, 95% bootstrap CI), real
-steps, wall time and steps/s; learning curves as the mean over seeds with a 95% bootstrap band;
+steps, wall time and steps/s, and the cores the trials, other processes and the host took
+meanwhile (`sweep.cpu`: wall times compare only under like load); learning curves as the mean over seeds with a 95% bootstrap band;
 and each group's difference in mean return from a baseline group with its 95% bootstrap
 interval: for a peer's group (sb3-ppo, sb3-trpo) ours with the same env and settings (ppo, trpo),
 else the env's first group. Written as report.md, report.json (the groups, and one row per trial) and
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from policysearch.errors import UserError
-from policysearch.sweep import stats
+from policysearch.sweep import cpu, stats
 
 
 def _curve(metrics: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +50,8 @@ def collect(sweep_dir: Path) -> dict[str, list[dict[str, Any]]]:
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
         groups.setdefault(_group_key(trial), []).append(
             {"name": trial["name"], "algo": trial["algo"], "env": trial["env"], "seed": trial["seed"], "summary": summary,
-             "curve": _curve(folder / "metrics.csv"), "ours": _group_key({**trial, "algo": _ours(trial["algo"])})})
+             "curve": _curve(folder / "metrics.csv"), "ours": _group_key({**trial, "algo": _ours(trial["algo"])}),
+             "cpu": cpu.load(folder)})
     return groups
 
 
@@ -87,6 +89,10 @@ def summarize(groups: dict[str, list[dict[str, Any]]], seed: int = 0) -> list[di
             row.update(steps=float(np.mean([r["summary"]["steps"] for r in done])),
                        wall_time=float(np.mean([r["summary"]["wall_time"] for r in done])),
                        steps_per_second=float(np.mean([r["summary"]["steps_per_second"] for r in done])))
+        loads = [r["cpu"] for r in done if r["cpu"] is not None]
+        if loads:  # the machine's load while they trained (sweep.cpu), mean over the trials that recorded it
+            row["cpu"] = {k: float(np.mean([c[k] for c in loads])) for k in ("own_cores", "others_cores", "stolen_cores")}
+            row["cpu"]["trials"] = len(loads)
         rows.append(row)
     for row, (key, runs) in zip(rows, groups.items()):
         ours = runs[0]["ours"]
@@ -102,8 +108,9 @@ def _fmt(x: Any, spec: str = ",.1f") -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| group | seeds (finished) | return mean | std | IQM | 95% CI | difference from (95% CI) | steps | wall s | steps/s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| group | seeds (finished) | return mean | std | IQM | 95% CI | difference from (95% CI) | steps | wall s | steps/s "
+             "| cores: own / others' / stolen |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         ci = r.get("return_ci")
         vs = r.get("vs")
@@ -111,7 +118,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             r["group"], f"{r['seeds']} ({r['finished']})", _fmt(r.get("return_mean")), _fmt(r.get("return_std")), _fmt(r.get("return_iqm")),
             f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-",
             f"{vs['difference']:+,.1f} [{_fmt(vs['ci'][0])}, {_fmt(vs['ci'][1])}] from {vs['group'].split(' [')[0]}" if vs else "-",
-            _fmt(r.get("steps"), ",.0f"), _fmt(r.get("wall_time")), _fmt(r.get("steps_per_second"), ",.0f")]) + " |")
+            _fmt(r.get("steps"), ",.0f"), _fmt(r.get("wall_time")), _fmt(r.get("steps_per_second"), ",.0f"),
+            " / ".join(f"{r['cpu'][k]:.2f}" for k in ("own_cores", "others_cores", "stolen_cores")) if "cpu" in r else "-"]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -149,7 +157,7 @@ def report(sweep_dir: str | Path) -> dict[str, Any]:
     rows = summarize(groups)
     (folder / "report.md").write_text(markdown(rows))
     trials = [{"name": r["name"], "group": key, "seed": r["seed"], "finished": r["summary"] is not None,
-               **{k: (r["summary"] or {}).get(k) for k in ("eval_return_mean", "steps", "wall_time", "steps_per_second")}}
+               **{k: (r["summary"] or {}).get(k) for k in ("eval_return_mean", "steps", "wall_time", "steps_per_second")}, "cpu": r["cpu"]}
               for key, runs in groups.items() for r in runs]
     (folder / "report.json").write_text(json.dumps({"groups": rows, "trials": trials}, indent=2))
     plot_curves(groups, folder / "curves.png")

@@ -5,7 +5,8 @@ trial (`sb3-ppo`, `sb3-trpo`) runs `run.peers.train_peer` on the same flags inst
 The worker runs the trial in its own process through the same code as `policysearch train`, with
 the trial's output in DIR/trial.log and its PID in DIR/worker.pid (what a test kills). A worker
 killed mid-trial leaves the run folder as kill -9 leaves any run (its lock dies with it); Ray
-starts the task again and this function resumes the run.
+starts the task again and this function resumes the run. Each segment trained records the
+machine's load in DIR/cpu.json (`sweep.cpu`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def run_trial(name: str, argv: list[str], run_dir: str) -> dict[str, Any]:
 
     from policysearch.cli import cmd_train
     from policysearch.run.peers import PEERS, train_peer
+    from policysearch.sweep import cpu
 
     folder = Path(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,7 +77,10 @@ def run_trial(name: str, argv: list[str], run_dir: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     if state != "finished":
         (folder / "worker.pid").write_text(f"{os.getpid()}\n")
-        with open(folder / "trial.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        if state == "new":  # an earlier start killed before its first checkpoint is trained again: its segment is gone
+            (folder / cpu.FILE).unlink(missing_ok=True)
+        with open(folder / "trial.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+                cpu.recorded(folder):
             print(f"# policysearch train {' '.join(full)}", flush=True)
             if argv[0] in PEERS:  # the peer finds its own checkpoint
                 _, args = parse_trial(argv)
