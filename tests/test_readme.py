@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,7 @@ def test_readme_code_blocks_run_as_written(tmp_path: Path) -> None:
             finally:
                 ray_local.stop(ray_tmp)  # nothing of a failed block's cluster outlives it
         assert done.returncode == 0, f"README block {i} ({lang}) failed:\n{script}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
+    shutil.rmtree(ray_tmp, ignore_errors=True)
     assert activated, "the README never says to activate the venv, so its commands would not be found"
     assert (tmp_path / "runs" / "hopper" / "learning_curve.png").exists() and (tmp_path / "runs" / "hopper" / "policy.mp4").exists()
     assert (tmp_path / "hopper-policy" / "meta.json").exists()
