@@ -183,12 +183,13 @@ def test_cpu_segments_count_own_and_others_cores(tmp_path: Path) -> None:
         while sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - sum(start[:2]) < seconds:
             sum(i * i for i in range(1000))
 
+    burner = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass"]
     with cpu.recorded(tmp_path):
         burn(0.3)
-    other = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass"])
+    other = subprocess.Popen(burner)
     with cpu.recorded(tmp_path):
         other.wait()  # waited for inside the segment: its CPU is the trial's own (RUSAGE_CHILDREN)
-    neighbour = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass"])
+    neighbour = subprocess.Popen(burner)
     with cpu.recorded(tmp_path):
         os.waitid(os.P_PID, neighbour.pid, os.WEXITED | os.WNOWAIT)  # until it ends, unreaped: not a child's CPU yet
     neighbour.wait()

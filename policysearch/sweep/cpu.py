@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 FILE = "cpu.json"
+PARTS = ("own", "others", "stolen")
+"""The CPU seconds a segment splits into; `load` gives each as mean cores, `PART_cores`."""
 
 
 def _machine() -> tuple[float, float] | None:
@@ -71,4 +73,4 @@ def load(folder: Path) -> dict[str, float] | None:
     wall = sum(s["wall"] for s in segments)
     if wall <= 0:
         return None
-    return {"wall": wall, **{f"{k}_cores": sum(s[k] for s in segments) / wall for k in ("own", "others", "stolen")}}
+    return {"wall": wall, **{f"{k}_cores": sum(s[k] for s in segments) / wall for k in PARTS}}

@@ -1,8 +1,8 @@
 """`policysearch report SWEEP_DIR`: a sweep's trials grouped by (algorithm, env, settings), over
 their seeds: the final evaluation return (mean, std, interquartile mean, 95% bootstrap CI), real
 steps, wall time and steps/s, and the cores the trials, other processes and the host took
-meanwhile (`sweep.cpu`: wall times compare only under like load); learning curves as the mean over seeds with a 95% bootstrap band;
-and each group's difference in mean return from a baseline group with its 95% bootstrap
+meanwhile (`sweep.cpu`: wall times compare only under like load); learning curves as the mean
+over seeds with a 95% bootstrap band; and each group's difference in mean return from a baseline group with its 95% bootstrap
 interval: for a peer's group (sb3-ppo, sb3-trpo) ours with the same env and settings (ppo, trpo),
 else the env's first group. Written as report.md, report.json (the groups, and one row per trial) and
 curves.png in the sweep folder.
@@ -91,7 +91,7 @@ def summarize(groups: dict[str, list[dict[str, Any]]], seed: int = 0) -> list[di
                        steps_per_second=float(np.mean([r["summary"]["steps_per_second"] for r in done])))
         loads = [r["cpu"] for r in done if r["cpu"] is not None]
         if loads:  # the machine's load while they trained (sweep.cpu), mean over the trials that recorded it
-            row["cpu"] = {k: float(np.mean([c[k] for c in loads])) for k in ("own_cores", "others_cores", "stolen_cores")}
+            row["cpu"] = {f"{k}_cores": float(np.mean([c[f"{k}_cores"] for c in loads])) for k in cpu.PARTS}
             row["cpu"]["trials"] = len(loads)
         rows.append(row)
     for row, (key, runs) in zip(rows, groups.items()):
@@ -119,7 +119,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-",
             f"{vs['difference']:+,.1f} [{_fmt(vs['ci'][0])}, {_fmt(vs['ci'][1])}] from {vs['group'].split(' [')[0]}" if vs else "-",
             _fmt(r.get("steps"), ",.0f"), _fmt(r.get("wall_time")), _fmt(r.get("steps_per_second"), ",.0f"),
-            " / ".join(f"{r['cpu'][k]:.2f}" for k in ("own_cores", "others_cores", "stolen_cores")) if "cpu" in r else "-"]) + " |")
+            " / ".join(f"{r['cpu'][f'{k}_cores']:.2f}" for k in cpu.PARTS) if "cpu" in r else "-"]) + " |")
     return "\n".join(lines) + "\n"
 
 

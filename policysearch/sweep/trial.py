@@ -77,7 +77,7 @@ def run_trial(name: str, argv: list[str], run_dir: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     if state != "finished":
         (folder / "worker.pid").write_text(f"{os.getpid()}\n")
-        if state == "new":  # an earlier start killed before its first checkpoint is trained again: its segment is gone
+        if state == "new":  # a folder without checkpoint or summary trains from scratch: segments left in it are stale
             (folder / cpu.FILE).unlink(missing_ok=True)
         with open(folder / "trial.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
                 cpu.recorded(folder):
