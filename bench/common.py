@@ -218,12 +218,12 @@ def main(doc: str, algo: str, config: Any) -> None:
     """Parse the common flags, run ours (`train(algo, ..., config)`) and its peer (`run.peers`:
     SB3's class with the arguments that mirror `config`) for each seed, print the tables and
     write the JSON."""
-    from policysearch.run.peers import sb3_class, sb3_kwargs
+    from policysearch.run.peers import env_kl_dims, sb3_class, sb3_kwargs
 
     args = parse_args(doc)
     steps = LONG_STEPS if args.long else args.steps
     sb3_cls = sb3_class(f"sb3-{algo}")
-    kwargs = sb3_kwargs(algo, config, NUM_ENVS)  # run_sb3 adds each run's seed
+    kwargs = sb3_kwargs(algo, config, NUM_ENVS, env_kl_dims(ENV_ID))  # run_sb3 adds each run's seed
 
     import jax
     import torch

@@ -105,14 +105,14 @@ def peers(results: dict, args: argparse.Namespace) -> None:
     import common
 
     from policysearch.algos import ALGORITHMS
-    from policysearch.run.peers import sb3_class, sb3_kwargs
+    from policysearch.run.peers import env_kl_dims, sb3_class, sb3_kwargs
 
     torch.set_num_threads(1)
     for algo in ("ppo", "trpo"):
         if algo not in results:
             continue
         cls = sb3_class(f"sb3-{algo}")
-        kwargs = sb3_kwargs(algo, ALGORITHMS[algo].config(), common.NUM_ENVS)
+        kwargs = sb3_kwargs(algo, ALGORITHMS[algo].config(), common.NUM_ENVS, env_kl_dims(common.ENV_ID))
         run = common.run_sb3(cls, kwargs, args.peer_steps, args.seed, "dummy")
         ours = results[algo]["steps_per_second"]
         print(f"{cls.__module__.split('.')[0]} {cls.__name__}: {run['steps_per_s']:,.0f} steps/s over {run['steps']:,} steps "

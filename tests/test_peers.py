@@ -31,8 +31,69 @@ def test_sb3_arguments_mirror_our_config() -> None:
     schedule = sb3_kwargs("ppo", plain.algo, plain.run.num_envs)["learning_rate"]
     assert schedule(1.0) == pytest.approx(3e-4) and schedule(0.25) == pytest.approx(7.5e-5)  # our annealing
     _, trpo = parse_trial(["sb3-trpo", "--env", "HalfCheetah-v5", "--preset", "zoo"])
-    kw = sb3_kwargs("trpo", trpo.algo, trpo.run.num_envs)
-    assert (kw["n_steps"], kw["target_kl"], kw["cg_max_steps"], kw["n_critic_updates"], kw["batch_size"]) == (1024, 0.04, 25, 20, 128)
+    kw = sb3_kwargs("trpo", trpo.algo, trpo.run.num_envs, kl_dims=6)
+    assert (kw["n_steps"], kw["cg_max_steps"], kw["n_critic_updates"], kw["batch_size"]) == (1024, 25, 20, 128)
+    assert kw["target_kl"] == pytest.approx(0.04) and kw["cg_damping"] == pytest.approx(0.1)  # the Zoo's, in sb3-contrib's units
+
+
+def test_one_trpo_update_is_sb3_contribs_step() -> None:
+    """From the same weights and the same rollout (sb3-contrib's own, Walker2d-v5, the Zoo preset),
+    our TRPO update moves the actor exactly as sb3-contrib's does: the peer's arguments divide our
+    KL bound and damping by the 6 action dimensions its KL is averaged over. Before that division
+    its step was 1.1-1.4 times ours, at 0.85 cosine, and its KL 5 times ours."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+    import torch
+    from jax.flatten_util import ravel_pytree
+
+    from policysearch.algos.base import Batch
+    from policysearch.algos.trpo import TRPOState, trpo_update
+    from policysearch.core.policies import Policy, PolicyParams
+    from policysearch.run.peers import kl_dims, make_sb3_env, sb3_class
+
+    _, args = parse_trial(["sb3-trpo", "--env", "Walker2d-v5", "--preset", "zoo"])
+    cfg, run = args.algo, args.run
+    venv = make_sb3_env(run.env, run.num_envs, 0, run, cfg.gamma)
+    assert kl_dims(venv.action_space) == 6
+    model = sb3_class("sb3-trpo")("MlpPolicy", venv, seed=0, **sb3_kwargs("trpo", cfg, run.num_envs, kl_dims(venv.action_space)))
+    caught = []
+    train = model.train
+
+    def spy() -> None:
+        """Keep the weights, the rollout and the weights after sb3-contrib's update."""
+        weights = {k: v.detach().clone().numpy() for k, v in model.policy.state_dict().items()}
+        buf = model.rollout_buffer
+        with torch.no_grad():
+            last_value = model.policy.predict_values(torch.as_tensor(model._last_obs)).numpy()[:, 0]
+        terminated = np.concatenate([buf.episode_starts[1:], np.asarray(model._last_episode_starts, np.float32)[None]])
+        rollout = (buf.observations, buf.actions, buf.log_probs, buf.values, buf.rewards, terminated,
+                   np.zeros_like(buf.rewards), np.ones_like(buf.rewards), last_value)
+        batch = Batch(*(jnp.asarray(np.array(x), jnp.float32) for x in rollout))  # SB3 adds truncations' bootstrap to the reward
+        train()
+        caught.append((weights, batch, {k: v.detach().clone().numpy() for k, v in model.policy.state_dict().items()}))
+
+    model.train = spy
+    model.learn(2 * cfg.steps_per_update)
+
+    def ours(sd: dict) -> PolicyParams:
+        def mlp(trunk: str, head: str) -> dict:
+            layers = [(f"{trunk}.0", "Dense_0"), (f"{trunk}.2", "Dense_1"), (head, "Dense_2")]
+            return {"params": {name: {"kernel": jnp.asarray(sd[f"{t}.weight"].T), "bias": jnp.asarray(sd[f"{t}.bias"])} for t, name in layers}}
+        return PolicyParams(mlp("mlp_extractor.policy_net", "action_net"), mlp("mlp_extractor.value_net", "value_net"), jnp.asarray(sd["log_std"]))
+
+    policy = Policy(17, 6, "gaussian", cfg.hidden, cfg.activation, cfg.log_std_init, cfg.ortho_init)
+    assert len(caught) == 2
+    for before, batch, after in caught:
+        start = ours(before)
+        state = TRPOState(start, optax.adam(cfg.learning_rate).init(start.critic), jax.random.PRNGKey(0))
+        new, metrics = trpo_update(state, batch, cfg, policy)
+        flat0, flat_ours, flat_theirs = (ravel_pytree((p.actor, p.log_std))[0] for p in (start, new.params, ours(after)))
+        mine, theirs = flat_ours - flat0, flat_theirs - flat0
+        assert float(metrics["step_accepted"]) == 1.0 and float(jnp.linalg.norm(theirs)) > 0.05
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), rtol=0, atol=2e-3 * float(jnp.linalg.norm(theirs)))
+        assert abs(float(jnp.vdot(mine, theirs)) / float(jnp.vdot(theirs, theirs)) - 1.0) < 1e-3
 
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from policysearch.algos.presets import ZOO, find_preset, robot
+from policysearch.algos.presets import ACTION_DIMS, ZOO, find_preset, robot
 from policysearch.cli import train_args
 from policysearch.errors import UserError
 from policysearch.core.policies import Policy
@@ -23,7 +23,10 @@ def test_zoo_trpo_on_hopper_and_flags_override() -> None:
     assert (args.run.num_envs, args.algo.steps_per_update, args.algo.critic_epochs) == (2, 2048, 20)
     assert args.algo.cg_iterations == 30  # the flag given wins over the preset's 25
     _, cheetah = train_args(["trpo", "--env", "HalfCheetah-v5", "--preset", "zoo"])
-    assert cheetah.algo.max_kl == 0.04 and cheetah.algo.cg_iterations == 25
+    assert cheetah.algo.cg_iterations == 25
+    # the Zoo's target_kl (0.04 on HalfCheetah) and damping 0.1 bound sb3-contrib's KL averaged over the 6 action
+    # dimensions: ours is the whole action distribution's KL, so both are 6 times larger here (tests/test_peers.py)
+    assert (cheetah.algo.max_kl, cheetah.algo.cg_damping) == (0.24, 0.6)
     _, plain = train_args(["trpo", "--env", "Hopper-v5"])
     assert plain.algo.critic_epochs == 10 and plain.run.num_envs == 8  # no preset: our defaults
 
@@ -35,6 +38,16 @@ def test_every_zoo_value_is_a_flag_of_its_algorithm() -> None:
             where = args.run if hasattr(args.run, key) else args.algo
             assert getattr(where, key) == value, (algo, name, key)
         assert preset.source.startswith("https://github.com/DLR-RM/rl-baselines3-zoo/blob/")
+
+
+def test_the_trpo_presets_action_dimensions_are_the_tasks() -> None:
+    import gymnasium as gym
+
+    for robot_name, dims in ACTION_DIMS.items():
+        env = gym.make(f"{robot_name}-v5")
+        assert env.action_space.shape == (dims,), robot_name
+        env.close()
+        assert ZOO[("trpo", robot_name)].values["max_kl"] == pytest.approx((0.04 if robot_name == "HalfCheetah" else 0.01) * dims)
 
 
 def test_robot_names() -> None:

@@ -100,10 +100,13 @@ class PPOConfig(OnPolicyConfig):
 
 @dataclass(frozen=True)
 class TRPOConfig(OnPolicyConfig):
-    """TRPO hyper-parameters; defaults are sb3-contrib's."""
+    """TRPO hyper-parameters; defaults are sb3-contrib's numbers. Its target_kl and cg_damping,
+    though, bound and damp the KL averaged over the action's dimensions, ours the KL of the whole
+    action distribution (the paper's): sb3-contrib's settings on A action dimensions are ours times
+    A (`algos/presets.py`)."""
 
     max_kl: float = 0.01
-    """Trust region radius delta on the mean KL."""
+    """Trust region radius delta on the mean over samples of KL(pi_old || pi_theta) of the whole action distribution."""
     cg_iterations: int = 15
     """Conjugate-gradient iterations."""
     cg_damping: float = 0.1

@@ -55,10 +55,31 @@ def sb3_class(peer: str) -> type:
         raise UserError(f"'{peer}' needs {dist}: pip install 'policysearch[bench]'") from None
 
 
-def sb3_kwargs(algo: str, config: Any, num_envs: int) -> dict[str, Any]:
+def kl_dims(action_space: Any) -> int:
+    """The entries sb3-contrib averages a sample's KL over: a Box action's dimensions (its Gaussian
+    gives one KL per dimension), 1 for a discrete action (one KL per sample)."""
+    shape = getattr(action_space, "shape", None)
+    return int(np.prod(shape)) if type(action_space).__name__ == "Box" and shape else 1
+
+
+def env_kl_dims(env_id: str) -> int:
+    """`kl_dims` of a Gymnasium task's action space."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    try:
+        return kl_dims(env.action_space)
+    finally:
+        env.close()
+
+
+def sb3_kwargs(algo: str, config: Any, num_envs: int, kl_dims: int = 1) -> dict[str, Any]:
     """SB3's constructor arguments that mirror our `config` (PPOConfig or TRPOConfig) exactly:
     rollout length per env, returns, network (shape, activation, init, log-std) and the
-    algorithm's own settings. Our annealed learning rate is SB3's linear schedule."""
+    algorithm's own settings. Our annealed learning rate is SB3's linear schedule. sb3-contrib
+    TRPO bounds the KL averaged over `kl_dims` entries (`kl_dims` above) and damps the Fisher
+    matrix of that average, so our --max-kl and --cg-damping (of the whole distribution's KL) are
+    divided by kl_dims: the same step (`algos/presets.py`)."""
     import torch
 
     c = config
@@ -76,7 +97,7 @@ def sb3_kwargs(algo: str, config: Any, num_envs: int) -> dict[str, Any]:
                 "learning_rate": (lambda progress_remaining: lr * progress_remaining) if c.anneal_lr else lr,
                 "clip_range": c.clip_coef, "ent_coef": c.ent_coef, "vf_coef": c.vf_coef, "max_grad_norm": c.max_grad_norm}
     return {**common, "batch_size": c.critic_minibatch_size, "learning_rate": c.learning_rate, "n_critic_updates": c.critic_epochs,
-            "target_kl": c.max_kl, "cg_max_steps": c.cg_iterations, "cg_damping": c.cg_damping,
+            "target_kl": c.max_kl / kl_dims, "cg_max_steps": c.cg_iterations, "cg_damping": c.cg_damping / kl_dims,
             "line_search_shrinking_factor": c.line_search_shrink, "line_search_max_iter": c.line_search_steps,
             "normalize_advantage": c.normalize_advantage}
 
@@ -162,10 +183,10 @@ def train_peer(peer: str, run: Any, config: Any) -> dict[str, Any]:
     run_dir = Path(run.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-    kwargs = sb3_kwargs(algo, config, run.num_envs)
     spu = config.steps_per_update
     total = -(-run.total_steps // spu) * spu  # whole updates, as ours
     venv = make_sb3_env(run.env, run.num_envs, run.seed, run, config.gamma)
+    kwargs = sb3_kwargs(algo, config, run.num_envs, kl_dims(venv.action_space))
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         model, start, elapsed = cls("MlpPolicy", venv, seed=run.seed, **kwargs), 0, 0.0
