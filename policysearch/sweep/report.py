@@ -138,7 +138,8 @@ def plot_curves(groups: dict[str, list[dict[str, Any]]], path: Path) -> None:
                 continue
             band = stats.curve_band([r["curve"] for r in runs])
             if band["steps"].size:
-                ax.plot(band["steps"], band["mean"], label=f"{key.replace(f' {env}', '', 1)} (n={len(runs)})")
+                with_data = sum(r["curve"][0].size > 0 for r in runs)  # seeds not started yet have no curve
+                ax.plot(band["steps"], band["mean"], label=f"{key.replace(f' {env}', '', 1)} (n={with_data})")
                 ax.fill_between(band["steps"], band["low"], band["high"], alpha=0.25)
         ax.set_title(env)
         ax.set_xlabel("env steps")
