@@ -426,3 +426,24 @@ def test_loader_refusals_reach_the_cli_as_one_line(finished_run: Path, tmp_path:
     (ckpt / "meta.json").write_text("{}")  # once answered "resume it with `policysearch train None`"
     one_line_error(run_cli("train", "ppo", "--resume", str(run)), 2, "names no algorithm")
     one_line_error(run_cli("eval", str(run)), 2, "corrupt", "'format'")
+
+
+def test_a_signal_inside_a_deferred_step_is_raised_at_its_end() -> None:
+    """`signals.deferred`: SIGTERM during a metrics row and its commit does not cut the step in
+    two (the trainers log and commit inside one); it stops the run right after it."""
+    from policysearch.run import signals
+
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    signals.install()
+    done = []
+    try:
+        with pytest.raises(signals.Stopped) as stopped:
+            with signals.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler has run by now: recorded, not raised
+                done.append("row and commit")
+        assert done == ["row and commit"] and stopped.value.exit_code == 143
+    finally:
+        signals._received.clear()
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])

@@ -10,9 +10,11 @@ the run at the next update instead of letting it train to the end.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from types import FrameType
+from typing import Iterator
 
 
 class Stopped(KeyboardInterrupt):
@@ -31,9 +33,26 @@ class Stopped(KeyboardInterrupt):
 _received: list[int] = []
 
 
+_deferring = [0]
+
+
 def _handler(signum: int, frame: FrameType | None) -> None:
     _received.append(signum)
-    raise Stopped(signum)
+    if not _deferring[0]:
+        raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A step that must not be cut in two (a metrics row and the commit of the state it
+    describes): a stop signal arriving inside is recorded and raised at the block's end, so the
+    run stops either before the step or after all of it."""
+    _deferring[0] += 1
+    try:
+        yield
+    finally:
+        _deferring[0] -= 1
+    raise_if_stopped()
 
 
 def install() -> None:

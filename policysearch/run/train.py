@@ -181,9 +181,10 @@ def _train(algo_name: str, run: RunConfig, algo_config: OnPolicyConfig, r: _Run,
                     with times("evaluation"):
                         final_eval = _evaluate(snapshot(state), run, seed=run.seed + 10_000 + update, show=last and run.progress)
                     row["eval_return_mean"] = final_eval["return_mean"]
-                with times("logging"):
-                    logger.log(row)
-                committed = (state, update)
+                with signals.deferred():  # a signal here would leave a row whose update is not committed
+                    with times("logging"):
+                        logger.log(row)
+                    committed = (state, update)
                 if on_update is not None:
                     on_update(row)
                 if update % ckpt_every == 0 or last:

@@ -150,11 +150,12 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = No
                 compiled = True
                 require_finite_update(state.best, row, row["iteration"], row["samples"] * problem.horizon)
                 row = dict(row, step=row["samples"] * problem.horizon, wall_time=time.perf_counter() - t0)
-                logger.log(row)
-                arrays, state_meta = state_to_checkpoint(state)
-                meta = dict(policy_meta(gps.policy, spec, state.obs_stats, OBS_CLIP), algo="gps", run=dataclasses.asdict(run),
-                            algo_config=dataclasses.asdict(algo), iteration=row["iteration"], gps_state=state_meta, wall_time=row["wall_time"])
-                save_checkpoint(run_dir / "checkpoints", row["iteration"], state.best, meta, extra=arrays)
+                with signals.deferred():  # the row and the checkpoint of its iteration, both or neither
+                    logger.log(row)
+                    arrays, state_meta = state_to_checkpoint(state)
+                    meta = dict(policy_meta(gps.policy, spec, state.obs_stats, OBS_CLIP), algo="gps", run=dataclasses.asdict(run),
+                                algo_config=dataclasses.asdict(algo), iteration=row["iteration"], gps_state=state_meta, wall_time=row["wall_time"])
+                    save_checkpoint(run_dir / "checkpoints", row["iteration"], state.best, meta, extra=arrays)
                 if not run.json:
                     print(describe_iteration(row), flush=True)
             signals.raise_if_stopped()
