@@ -58,8 +58,9 @@ def sb3_class(peer: str) -> type:
 def kl_dims(action_space: Any) -> int:
     """The entries sb3-contrib averages a sample's KL over: a Box action's dimensions (its Gaussian
     gives one KL per dimension), 1 for a discrete action (one KL per sample)."""
-    shape = getattr(action_space, "shape", None)
-    return int(np.prod(shape)) if type(action_space).__name__ == "Box" and shape else 1
+    import gymnasium as gym
+
+    return int(np.prod(action_space.shape)) if isinstance(action_space, gym.spaces.Box) else 1
 
 
 def env_kl_dims(env_id: str) -> int:
