@@ -227,6 +227,24 @@ def test_dry_run_lists_every_trial_with_each_repeated_set_flag(tmp_path: Path) -
                                    for ln in lines), lines
 
 
+def test_a_folder_of_other_settings_is_refused_and_a_tag_names_the_variant_apart(tmp_path: Path) -> None:
+    """A finished trial is skipped only when its folder holds a run of the grid's settings: a
+    grid that asks other values for the same trial names is refused (it would report the old run
+    as its own); --tag puts the variant in folders of its own."""
+    out = tmp_path / "s"
+    flags = ["--total-steps", "512", "--steps-per-update", "256", "--num-envs", "2", "--eval-episodes", "0"]
+    trained = run_cli("train", "ppo", "--env", "CartPole-v1", "--seed", "0", *flags, "--no-video", "--no-progress",
+                      "--run-dir", str(out / "ppo-CartPole-v1-s0"), timeout=600)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    grid = ["sweep", "--algos", "ppo", "--envs", "CartPole-v1", "--set", "total-steps=512", "--set", "steps-per-update=256",
+            "--set", "num-envs=2", "--set", "eval-episodes=0", "--out", str(out), "--dry-run"]
+    same = run_cli(*grid)
+    assert same.returncode == 0 and same.stdout.startswith("ppo-CartPole-v1-s0: finished"), same.stdout + same.stderr
+    one_line_error(run_cli(*grid, "--set", "learning-rate=0.001"), 2, "holds a run with learning-rate=0.0003, this grid asks learning-rate=0.001")
+    tagged = run_cli(*grid, "--set", "learning-rate=0.001", "--tag", "fast lr")
+    assert tagged.returncode == 0 and tagged.stdout.startswith("ppo-CartPole-v1-fast_lr-s0: new"), tagged.stdout + tagged.stderr
+
+
 def test_report_compares_a_peer_with_ours_of_the_same_settings(tmp_path: Path) -> None:
     """sb3-trpo [preset=zoo] is compared with trpo [preset=zoo], not with the env's first group
     (ppo); our groups with the env's first group; the difference is the means' difference."""

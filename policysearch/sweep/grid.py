@@ -50,6 +50,8 @@ class SweepArgs:
     """CPUs each trial asks Ray for (0: as many as its envs' threads use)."""
     max_retries: int = 3
     """Times a trial whose worker died (killed process, lost node) is started again; it resumes from its checkpoint."""
+    tag: str = ""
+    """A name put in every trial's folder (ALGO-ENV-TAG-sSEED), so that a variant of a grid (another --set value) can share a sweep folder with the grid's trials."""
     dry_run: bool = False
     """List the trials and their state, run nothing."""
     progress: bool = True
@@ -140,8 +142,9 @@ def load_grid(args: SweepArgs) -> tuple[list[str], list[str], list[int], dict[st
 
 
 def expand(args: SweepArgs) -> list[Trial]:
-    """Every trial of the grid, named by what varies: ALGO-ENV[-flag=value...]-sSEED."""
+    """Every trial of the grid, named by what varies: ALGO-ENV[-TAG][-flag=value...]-sSEED."""
     algos, envs, seeds, settings = load_grid(args)
+    label = f"-{_slug(args.tag)}" if _slug(args.tag) else ""
     varying = {name for name, values in settings.items() if len(values) > 1}
     trials = []
     for algo, env in itertools.product(algos, envs):
@@ -151,5 +154,5 @@ def expand(args: SweepArgs) -> list[Trial]:
             chosen = dict(zip(names, combo))
             tag = "".join(f"-{_slug(n)}={_slug(v)}" for n, v in chosen.items() if own[n][0] in varying)
             for seed in seeds:
-                trials.append(Trial(f"{algo}-{_slug(env)}{tag}-s{seed}", algo, env, seed, chosen))
+                trials.append(Trial(f"{algo}-{_slug(env)}{label}{tag}-s{seed}", algo, env, seed, chosen))
     return trials

@@ -8,6 +8,7 @@ report covers them all); results.json what this command's trials did.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -34,18 +35,51 @@ def trial_cpus(run: Any, args: SweepArgs, cluster_cpus: int) -> int:
     return max(1, min(env_threads(run.env, run.num_envs, run.backend), cluster_cpus))
 
 
-def check_trials(trials: list[Trial]) -> dict[str, Any]:
+def check_trials(trials: list[Trial], out: Path) -> dict[str, Any]:
     """Every trial's train flags, parsed: {name: its run config}. Exit 2 before anything runs
-    when one does not parse."""
+    when one does not parse, or when the trial's folder under `out` holds a run of other settings
+    (`check_folder`)."""
     from policysearch.sweep.trial import parse_trial
 
     runs = {}
     for trial in trials:
         try:
-            runs[trial.name] = parse_trial(trial.argv())[1].run
+            args = parse_trial(trial.argv())[1]
         except UserError as exc:
             raise UserError(f"trial {trial.name}: {exc}") from None
+        check_folder(trial, args, out / trial.name)
+        runs[trial.name] = args.run
     return runs
+
+
+NOT_SETTINGS = frozenset({"run_dir", "overwrite", "progress", "video", "profile", "checkpoint_every"})
+"""Run fields that do not change what a trial computes: a folder may differ from the grid in these."""
+
+
+def check_folder(trial: Trial, args: Any, folder: Path) -> None:
+    """A trial whose folder already holds a run (finished, or with a checkpoint to resume) must
+    be that run: the sweep would otherwise skip a finished run of other settings as done, or resume
+    one under new flags. A UserError names the first setting that differs."""
+    from policysearch.sweep.trial import trial_state
+    from policysearch.run.peers import PEERS
+
+    if trial_state(folder, trial.algo in PEERS) == "new":
+        return  # nothing kept: the trial starts afresh
+    try:
+        saved = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # no readable record to compare; resuming checks the checkpoint's own
+    asked = {"run": dataclasses.asdict(args.run), "algo_config": dataclasses.asdict(args.algo)}
+    for part, fields in asked.items():
+        kept = saved.get(part) if isinstance(saved.get(part), dict) else {}
+        for key, value in fields.items():
+            if key in NOT_SETTINGS or key not in kept:
+                continue
+            if json.loads(json.dumps(value)) != kept[key]:
+                flag = key.replace("_", "-")
+                raise UserError(
+                    f"trial {trial.name}: its folder {folder} holds a run with {flag}={kept[key]}, this grid asks {flag}={value}: "
+                    f"give the grid another --out, or a --tag to name its trials apart")
 
 
 def _status_line(done: int, failed: int, running: int, total: int, started: float, durations: list[float]) -> str:
@@ -78,7 +112,7 @@ def run_sweep(args: SweepArgs) -> dict[str, Any]:
     names = [t.name for t in trials]
     if len(set(names)) != len(names):
         raise UserError("two trials of the grid would share a folder: give each flag once")
-    runs = check_trials(trials)
+    runs = check_trials(trials, out)
     if args.dry_run:
         from policysearch.run.peers import PEERS
 
