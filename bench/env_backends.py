@@ -6,8 +6,9 @@
 Each round times, for every (env, envs) pair, `--steps` env steps (all envs together) with
 uniform random actions drawn beforehand, on EnvPool (one thread per env up to the cores, as
 `vector.env_threads` gives) and then on Gymnasium (one thread). Printed: the median steps/s over
-rounds of each backend and the ratio Gymnasium / EnvPool (above 1: Gymnasium is faster). This is
-what `--backend auto` is chosen by (`vector.choose_backend`). Run it on an idle machine.
+rounds of each backend and the ratio Gymnasium / EnvPool (above 1: Gymnasium is faster), the env's
+part of choosing `--backend` (training adds the resets and the policy; docs/benchmarks.md). Run it
+on an idle machine.
 """
 
 from __future__ import annotations
