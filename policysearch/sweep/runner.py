@@ -60,15 +60,17 @@ def check_folder(trial: Trial, args: Any, folder: Path) -> None:
     """A trial whose folder already holds a run (finished, or with a checkpoint to resume) must
     be that run: the sweep would otherwise skip a finished run of other settings as done, or resume
     one under new flags. A UserError names the first setting that differs."""
-    from policysearch.sweep.trial import trial_state
     from policysearch.run.peers import PEERS
+    from policysearch.sweep.trial import trial_state
 
     if trial_state(folder, trial.algo in PEERS) == "new":
         return  # nothing kept: the trial starts afresh
     try:
         saved = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
-        return  # no readable record to compare; resuming checks the checkpoint's own
+        saved = None
+    if not isinstance(saved, dict):
+        return  # no readable record to compare with
     asked = {"run": dataclasses.asdict(args.run), "algo_config": dataclasses.asdict(args.algo)}
     for part, fields in asked.items():
         kept = saved.get(part) if isinstance(saved.get(part), dict) else {}
