@@ -47,8 +47,8 @@ def main() -> None:
     envs = {(e, n, b): VecEnv(e, n, seed=0, backend=b) for e, n in pairs for b in ("envpool", "gymnasium")}
     rng = np.random.default_rng(0)
     actions = {}
-    for (e, n, b), env in envs.items():
-        low, high = env.action_low, env.action_high
+    for e, n in pairs:  # the same actions for both backends
+        low, high = envs[(e, n, "envpool")].action_low, envs[(e, n, "envpool")].action_high
         actions[(e, n)] = rng.uniform(low, high, (args.steps // n, n, len(low))).astype(np.float32)
     rates: dict[tuple, list[float]] = {k: [] for k in envs}
     for _ in range(args.rounds):

@@ -8,7 +8,6 @@ report covers them all); results.json what this command's trials did.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -52,36 +51,41 @@ def check_trials(trials: list[Trial], out: Path) -> dict[str, Any]:
     return runs
 
 
-NOT_SETTINGS = frozenset({"run_dir", "overwrite", "progress", "video", "profile", "checkpoint_every"})
-"""Run fields that do not change what a trial computes: a folder may differ from the grid in these."""
+NOT_SETTINGS = ("run_dir", "overwrite", "progress", "video", "profile", "checkpoint_every")
+"""Run fields that do not change what a trial computes: a folder may differ from the grid in these.
+Unlike a resume's free `folder.OUTPUT_SETTINGS`, the evaluation's settings count: a finished
+trial's summary is their result."""
 
 
 def check_folder(trial: Trial, args: Any, folder: Path) -> None:
     """A trial whose folder already holds a run (finished, or with a checkpoint to resume) must
     be that run: the sweep would otherwise skip a finished run of other settings as done, or resume
-    one under new flags. A UserError names the first setting that differs."""
+    one under new flags. A UserError names the first setting that differs (`folder.changed_fields`
+    on the configs its config.json records)."""
+    from policysearch.run.folder import changed_fields, config_from_dict
     from policysearch.run.peers import PEERS
     from policysearch.sweep.trial import trial_state
 
     if trial_state(folder, trial.algo in PEERS) == "new":
         return  # nothing kept: the trial starts afresh
+    record = folder / "config.json"
     try:
-        saved = json.loads((folder / "config.json").read_text())
+        saved = json.loads(record.read_text())
     except (OSError, ValueError):
         saved = None
     if not isinstance(saved, dict):
         return  # no readable record to compare with
-    asked = {"run": dataclasses.asdict(args.run), "algo_config": dataclasses.asdict(args.algo)}
-    for part, fields in asked.items():
-        kept = saved.get(part) if isinstance(saved.get(part), dict) else {}
-        for key, value in fields.items():
-            if key in NOT_SETTINGS or key not in kept:
-                continue
-            if json.loads(json.dumps(value)) != kept[key]:
-                flag = key.replace("_", "-")
-                raise UserError(
-                    f"trial {trial.name}: its folder {folder} holds a run with {flag}={kept[key]}, this grid asks {flag}={value}: "
-                    f"give the grid another --out, or a --tag to name its trials apart")
+    try:
+        kept = [(config_from_dict(type(args.run), saved.get("run"), f"{record} (run)"), args.run),
+                (config_from_dict(type(args.algo), saved.get("algo_config"), f"{record} (algo_config)"), args.algo)]
+    except UserError as exc:
+        raise UserError(f"trial {trial.name}: {exc}") from None
+    for old, new in kept:
+        for name in changed_fields(old, new, NOT_SETTINGS):
+            flag = name.replace("_", "-")
+            raise UserError(
+                f"trial {trial.name}: its folder {folder} holds a run with {flag}={getattr(old, name)}, this grid asks "
+                f"{flag}={getattr(new, name)}: give the grid another --out, or a --tag to name its trials apart")
 
 
 def _status_line(done: int, failed: int, running: int, total: int, started: float, durations: list[float]) -> str:
