@@ -25,7 +25,10 @@ frame strip OUT/strip.png,
 OUT/results.json ({"method": {"success_rate", "return_mean", "real_steps", "seconds", ...}}), the
 episodes of every method (steps, return, fall) in OUT/details.json, and prints the table.
 Success is no fall (termination) before the test horizon. `--gps-from` and `--rl-from` reuse the
-trained runs of an earlier OUT, to evaluate them again at another `--test-horizon`.
+trained runs of an earlier OUT, to evaluate them again at another `--test-horizon`. The same
+command with `--resume` continues an interrupted experiment (SIGTERM, kill -9, a full disk): its
+finished runs in OUT are kept, the others continue from their last checkpoint, and a run there of
+other settings is refused (exit 2); each method's seconds are its run's, over every segment.
 
     policysearch train ppo --env Walker2d-v5 --total-steps 1000000 --run-dir runs/ppo-walker   # the example
     python experiments/gps_terrain.py --example-policy runs/ppo-walker --out runs/gps-terrain
@@ -44,8 +47,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +59,11 @@ from policysearch.control.lqg import LinearGaussianController
 from policysearch.control.tbdp import TrajectoryLibrary
 from policysearch.envs.terrain import (ENV_ID, HUMANOID_ENV_ID, HUMANOID_FLAT_ENV_ID, HUMANOID_SET_ENV_ID, ROUGHNESS, SET_ENV_ID,
                                        TEST_TERRAINS, TRAIN_TERRAINS, register, terrain_profile)
+from policysearch.errors import UserError
+from policysearch.run.config import RunConfig
 from policysearch.run.evaluation import run_from_default_start
 from policysearch.run.snapshot import load
+from policysearch.run.train_gps import RESUMABLE as GPS_RESUMABLE
 from policysearch.run.train_gps import GPSRunConfig, train_gps
 
 ROBOTS = {  # --robot: (terrain task, its set of training terrains, where the example is trained, default --target-velocity)
@@ -105,15 +112,41 @@ def frame_strip(path: Path, episodes: dict[str, dict], terrain: int, count: int 
     plt.close(fig)
 
 
-def train_rl(algo: str, steps: int, out: Path, seed: int, set_env: str = SET_ENV_ID) -> tuple[Path, float]:
-    from policysearch.algos import ALGORITHMS
-    from policysearch.run.train import RunConfig, train
-
+def train_rl(algo: str, steps: int, out: Path, seed: int, set_env: str = SET_ENV_ID, resume: bool = False) -> tuple[Path, float]:
     run = RunConfig(env=set_env, total_steps=steps, seed=seed, num_envs=8, run_dir=str(out / algo.lower()), backend="gymnasium",
                     video=False, eval_episodes=0, overwrite=True, checkpoint_every=max(steps // 4, 2048))
-    t0 = time.perf_counter()
-    train(algo, run, ALGORITHMS[algo].config())
-    return out / algo.lower(), time.perf_counter() - t0
+    return out / algo.lower(), on_policy_run(algo.lower(), run, resume)
+
+
+def on_policy_run(algo: str, run: RunConfig, resume: bool) -> float:
+    """Train `algo` with its defaults into run.run_dir; with `resume`, continue what is there
+    instead: a finished run of the same settings is kept, an interrupted one continues from its
+    last checkpoint (a run of other settings is refused, exit 2). Returns its training wall time
+    (summary.json's, over every segment)."""
+    from policysearch.algos import ALGORITHMS
+    from policysearch.run.train import RESUMABLE, train
+
+    config, folder = ALGORITHMS[algo].config(), Path(run.run_dir)
+    state = kept_state(folder, algo, run, config, RESUMABLE) if resume else "new"
+    if state == "finished" and json.loads((folder / "summary.json").read_text())["steps"] >= run.total_steps:
+        print(f"{folder}: finished, kept (--resume)")
+    else:
+        train(algo, run, config, resume=folder if state != "new" else None)
+    return float(json.loads((folder / "summary.json").read_text())["wall_time"])
+
+
+def kept_state(folder: Path, algo: str, run: Any, config: Any, free: tuple[str, ...]) -> str:
+    """What --resume finds in a run folder of this experiment: "finished" (summary.json),
+    "resumable" (a checkpoint) or "new"; a folder with a checkpoint of other settings than `run`
+    and `config` (but those in `free`) is refused with a UserError naming them."""
+    from policysearch.run.checkpoint import find_checkpoint, read_meta
+    from policysearch.run.folder import check_resume
+    from policysearch.sweep.trial import trial_state
+
+    state = trial_state(folder)
+    if state != "new":
+        check_resume(read_meta(find_checkpoint(folder)), algo, folder, run, config, free)
+    return state
 
 
 def trained_steps(run_dir: Path) -> int:
@@ -129,16 +162,12 @@ def earlier_seconds(out: Path, method: str) -> float:
     return json.loads((out / "results.json").read_text())[method]["seconds"]
 
 
-def train_example(steps: int, run_dir: Path, seed: int, env_id: str = "Walker2d-v5") -> Path:
+def train_example(steps: int, run_dir: Path, seed: int, env_id: str = "Walker2d-v5", resume: bool = False) -> float:
     """The example motion as the README's first command makes it: PPO on flat ground with the
     CLI's defaults (`policysearch train ppo --env Walker2d-v5 --total-steps STEPS --seed SEED`;
-    policysearch/HumanoidFlat-v0 for the humanoid)."""
-    from policysearch.algos import ALGORITHMS
-    from policysearch.run.train import RunConfig, train
-
+    policysearch/HumanoidFlat-v0 for the humanoid); returns its training wall time."""
     run = RunConfig(env=env_id, total_steps=steps, seed=seed, run_dir=str(run_dir), video=False, overwrite=True)
-    train("ppo", run, ALGORITHMS["ppo"].config())
-    return run_dir
+    return on_policy_run("ppo", run, resume)
 
 
 def aggregate(tables: dict[int, dict[str, dict]]) -> dict[str, dict]:
@@ -185,6 +214,8 @@ def main() -> None:
                    "OUT/videos/METHOD.mp4 and the frame strip OUT/strip.png (default: none)")
     p.add_argument("--adaptive-guiding", action=argparse.BooleanOptionalAction, default=False, help="line 9: re-optimise DDP toward the policy")
     p.add_argument("--gps-from", default="", help="reuse the GPS run of an earlier --out (DIR/gps) instead of training it")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted experiment in --out: finished runs there "
+                   "(example, GPS, PPO, TRPO) are kept, interrupted ones continue from their last checkpoint")
     p.add_argument("--rl-from", default="", help="reuse the PPO and TRPO runs of an earlier --out (DIR/ppo, DIR/trpo) instead of training them")
     args = p.parse_args()
     args.env, args.set_env, args.example_env, default_velocity = ROBOTS[args.robot]
@@ -223,26 +254,29 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
         if earlier_example is not None and earlier_example.exists():  # re-evaluating an earlier run: its example
             example_dir = str(earlier_example)
         else:
-            t0 = time.perf_counter()
-            example_dir = str(train_example(args.train_example, out / "example", seed, args.example_env))
-            example_seconds = time.perf_counter() - t0
+            example_dir = str(out / "example")
+            example_seconds = train_example(args.train_example, out / "example", seed, args.example_env, args.resume)
 
     if gps_from:  # evaluate an earlier experiment's GPS run again (another --test-horizon)
         gps_dir = Path(gps_from) / "gps"
         summary = json.loads((gps_dir / "summary.json").read_text())
         gps_seconds = earlier_seconds(Path(gps_from), "GPS")
     else:
-        t0 = time.perf_counter()
         gps_dir = out / "gps"
         run = GPSRunConfig(env=args.env, terrains=TRAIN_TERRAINS, horizon=args.horizon, seed=seed, run_dir=str(gps_dir), overwrite=True,
                            eval_episodes=0, example_policy=example_dir, example_controls=args.example_controls, segments=args.segments,
                            target_velocity=args.target_velocity)
-        summary = train_gps(run, GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
-                                           guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples,
-                                           policy_samples=args.policy_samples, hidden=tuple(args.hidden),
-                                           init_iterations=args.init_iterations, accept_on=args.accept_on,
-                                           guiding_gain_reg=args.guiding_gain_reg, adaptive_guiding=args.adaptive_guiding)).summary
-        gps_seconds = time.perf_counter() - t0
+        config = GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
+                           guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples,
+                           policy_samples=args.policy_samples, hidden=tuple(args.hidden), init_iterations=args.init_iterations,
+                           accept_on=args.accept_on, guiding_gain_reg=args.guiding_gain_reg, adaptive_guiding=args.adaptive_guiding)
+        state = kept_state(gps_dir, "gps", run, config, GPS_RESUMABLE) if args.resume else "new"
+        summary = json.loads((gps_dir / "summary.json").read_text()) if state == "finished" else {}
+        if summary.get("iterations", 0) >= args.gps_iterations:
+            print(f"{gps_dir}: finished, kept (--resume)")
+        else:  # new, or continued from its last completed iteration
+            summary = train_gps(run, config, resume=gps_dir if state != "new" else None).summary
+        gps_seconds = summary["seconds"]
     agent = load(gps_dir)
     pieces = [LinearGaussianController.load(gps_dir / "controllers" / f"condition_{i}")[0] for i in range(len(TRAIN_TERRAINS) * args.segments)]
     controllers = {s: LinearGaussianController.concatenate(pieces[i * args.segments : (i + 1) * args.segments]) for i, s in enumerate(TRAIN_TERRAINS)}
@@ -260,10 +294,10 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
             if rl_from:
                 run_dir, seconds = Path(rl_from) / algo, earlier_seconds(Path(rl_from), algo.upper())
             else:
-                run_dir, seconds = train_rl(algo, steps, out, seed, args.set_env)
+                run_dir, seconds = train_rl(algo, steps, out, seed, args.set_env, args.resume)
             done = trained_steps(run_dir)
             if done < steps:
-                raise SystemExit(f"{run_dir} was trained for {done} steps, below --rl-factor x GPS = {steps}; train it afresh (leave out --rl-from)")
+                raise UserError(f"{run_dir} was trained for {done} steps, below --rl-factor x GPS = {steps}; train it afresh (leave out --rl-from)")
             rl_agent = load(run_dir)
             policies[algo.upper()] = lambda t, obs, x, a=rl_agent: a.act(obs)
             cost[algo.upper()] = {"real_steps": done, "seconds": seconds}
@@ -327,4 +361,6 @@ def plot(path: Path, results: dict, horizon: int, roughness: float) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from policysearch.cli import guarded
+
+    sys.exit(guarded(main))

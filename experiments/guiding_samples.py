@@ -60,4 +60,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from policysearch.cli import guarded
+
+    sys.exit(guarded(main))

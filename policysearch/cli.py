@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Sequence
+from typing import Annotated, Any, Callable, Sequence
 
 import tyro
 
@@ -362,11 +362,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     handlers = {"train": cmd_train, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "render": cmd_render, "sweep": cmd_sweep,
                 "report": cmd_report, "export": cmd_export}
-    signals.install()
-    try:
+
+    def dispatch() -> int:
         if command not in handlers:
             raise UserError(f"unknown command '{command}': use one of {', '.join(COMMANDS)}")
         return handlers[command](rest)
+
+    return guarded(dispatch)
+
+
+def guarded(body: Callable[[], int | None]) -> int:
+    """Run a command's body with the stop signals deferred to checkpoints (`run.signals`) and
+    return its exit code: bad input (UserError) and a failed write 2, a non-finite update 3, a
+    stop signal 130/143 (a training run has checkpointed its last update), each with one line on
+    stderr. The CLI's commands and the experiments' scripts run through it."""
+    signals.install()
+    try:
+        return body() or 0
     except UserError as exc:
         print(f"policysearch: error: {exc}", file=sys.stderr)
         return 2
@@ -384,7 +396,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = "stopped by SIGTERM" if signals.exit_code(exc) == 143 else "interrupted"
         print(f"policysearch: {name}; a training run has checkpointed its last completed update (continue it with --resume)", file=sys.stderr)
         return signals.exit_code(exc)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -124,6 +124,8 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = No
     with lock:
         if resume:
             require("gps_state" in meta, f"'{ckpt}' holds no GPS state (written before GPS runs could be resumed); start a new run")
+            elapsed = float(meta.get("wall_time", 0.0))
+        t0 = time.perf_counter() - elapsed  # the run's time includes building the problem (the example's rollouts, their repair)
         # the phases go to stdout with the iteration lines; --json keeps stdout one JSON object, so they are off then
         show = run.progress and not run.json
         with phase(f"building the {run.env} model and its conditions", enabled=show and is_mujoco_task(run.env)):
@@ -132,11 +134,9 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = No
         run_dir = lock.run_dir
         if resume:
             state = state_from_checkpoint(load_extra(ckpt), meta["gps_state"], gps.policy.init(jax.random.PRNGKey(0)), ckpt)
-            elapsed = float(meta.get("wall_time", 0.0))
         write_config(run_dir, "gps", run, algo)
         spec = env_spec(run, problem)
         logger = MetricsLogger(run_dir, resume_step=len(state.store) * problem.horizon if state is not None else None)
-        t0 = time.perf_counter() - elapsed
         try:
             if state is None:
                 with Phases(enabled=show) as phases:
