@@ -66,3 +66,13 @@ def test_humanoid_terrain_experiment_end_to_end_at_a_tiny_budget(tmp_path: Path)
     # a kept run of other settings is refused before anything runs: exit 2, one line naming the flag
     other = subprocess.run([*cmd[:-2], "--guiding-samples", "3", "--out", str(out), "--resume"], capture_output=True, text=True, timeout=900)
     assert other.returncode == 2 and "--guiding-samples" in other.stderr and len(other.stderr.strip().splitlines()) == 1, other.stderr[-3000:]
+
+    # the imitation diagnostic on this run: the example's and the DDP controllers' labels
+    script = str(ROOT / "experiments" / "imitation_coverage.py")
+    for labels in (["--labels", "example", "--example-policy", str(out / "example")], ["--labels", "ddp", "--gps-run", str(out / "gps")]):
+        done = subprocess.run([sys.executable, script, *labels, "--episodes", "1", "--fit-steps", "20"], capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        ran = [line for line in done.stdout.splitlines() if line.startswith("cloned network on the")]
+        assert len(ran) == 2 and all(len(json.loads(line.split("ran ")[1].split(" of")[0])) == 4 for line in ran), done.stdout
+    missing = subprocess.run([sys.executable, script, "--labels", "ddp", "--gps-run", str(tmp_path / "none")], capture_output=True, text=True, timeout=900)
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1 and "--gps-run" in missing.stderr, missing.stderr[-3000:]
