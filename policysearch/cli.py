@@ -397,5 +397,6 @@ def guarded(body: Callable[[], int | None]) -> int:
         print(f"policysearch: {name}; a training run has checkpointed its last completed update (continue it with --resume)", file=sys.stderr)
         return signals.exit_code(exc)
 
+
 if __name__ == "__main__":
     sys.exit(main())
