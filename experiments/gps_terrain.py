@@ -129,11 +129,12 @@ def on_policy_run(algo: str, run: RunConfig, resume: bool) -> float:
 
     config, folder = ALGORITHMS[algo].config(), Path(run.run_dir)
     state = kept_state(folder, algo, run, config, RESUMABLE) if resume else "new"
-    if state == "finished" and json.loads((folder / "summary.json").read_text())["steps"] >= run.total_steps:
+    summary = json.loads((folder / "summary.json").read_text()) if state == "finished" else {}
+    if summary.get("steps", 0) >= run.total_steps:
         print(f"{folder}: finished, kept (--resume)")
-    else:
-        train(algo, run, config, resume=folder if state != "new" else None)
-    return float(json.loads((folder / "summary.json").read_text())["wall_time"])
+    else:  # new, or continued (or extended) from its last checkpoint
+        summary = train(algo, run, config, resume=folder if state != "new" else None).summary
+    return float(summary["wall_time"])
 
 
 def kept_state(folder: Path, algo: str, run: Any, config: Any, free: tuple[str, ...]) -> str:

@@ -51,23 +51,24 @@ def labellers(args: argparse.Namespace) -> list[Label]:
 
 
 def collect(labels: list[Label], noise: float, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """(observations, clean labels, steps of each run) on the training terrains."""
+    """(observations, clean labels, steps of each run) on the training terrains: each run is
+    `run_from_default_start` with the label plus noise as its action."""
     rng = np.random.default_rng(seed)
-    obs_all, act_all, lengths = [], [], []
+    obs_all: list[np.ndarray] = []
+    act_all: list[np.ndarray] = []
+    lengths = []
+    env = gym.make(HUMANOID_ENV_ID)
+    space = env.action_space
+    env.close()
     for label, terrain in zip(labels, TRAIN_TERRAINS):
-        env = gym.make(HUMANOID_ENV_ID, terrain_seed=terrain, reset_noise_scale=0.0)
-        low, high, data = env.action_space.low, env.action_space.high, env.unwrapped.data
-        for e in range(episodes):
-            obs, _ = env.reset(seed=seed + e)
-            for t in range(250):
-                u = np.clip(label(t, obs, np.concatenate([data.qpos, data.qvel])), low, high)
+        for _ in range(episodes):
+            def act(t: int, obs: np.ndarray, x: np.ndarray) -> np.ndarray:
+                u = np.clip(label(t, obs, x), space.low, space.high)
                 obs_all.append(obs)
                 act_all.append(u)
-                obs, _, terminated, _, _ = env.step(np.clip(u + noise * rng.standard_normal(u.shape), low, high))
-                if terminated:
-                    break
-            lengths.append(t + 1)
-        env.close()
+                return u + noise * rng.standard_normal(u.shape)  # clipped to the box by run_from_default_start
+
+            lengths.append(run_from_default_start(act, HUMANOID_ENV_ID, 250, terrain_seed=terrain)["steps"])
     return np.asarray(obs_all, np.float32), np.asarray(act_all, np.float32), lengths
 
 
