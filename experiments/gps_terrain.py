@@ -60,7 +60,7 @@ from policysearch.control.lqg import LinearGaussianController
 from policysearch.control.tbdp import TrajectoryLibrary
 from policysearch.envs.terrain import (ENV_ID, HUMANOID_ENV_ID, HUMANOID_FLAT_ENV_ID, HUMANOID_SET_ENV_ID, ROUGHNESS, SET_ENV_ID,
                                        TEST_TERRAINS, TRAIN_TERRAINS, register, terrain_profile)
-from policysearch.errors import UserError
+from policysearch.errors import ArgumentParser, UserError
 from policysearch.run.config import RunConfig
 from policysearch.run.evaluation import run_from_default_start
 from policysearch.run.snapshot import load
@@ -188,7 +188,7 @@ def aggregate(tables: dict[int, dict[str, dict]]) -> dict[str, dict]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/gps-terrain")
     p.add_argument("--robot", choices=list(ROBOTS), default="walker", help="walker: Figure 4 (Walker2d); humanoid: Figure 5 (Humanoid)")
     p.add_argument("--horizon", type=int, default=250, help="GPS trajectory length (steps of 8 ms)")

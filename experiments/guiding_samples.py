@@ -12,8 +12,6 @@ the mean standard deviation and the steps each rollout lasted.
 
 from __future__ import annotations
 
-import argparse
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,11 +22,12 @@ from policysearch.control.lqg import LinearGaussianController
 from policysearch.control.mujoco_ilqr import repair_start, solve_mujoco
 from policysearch.envs.problems import MujocoProblem
 from policysearch.envs.terrain import ENV_ID, ROUGHNESS, TRAIN_TERRAINS, register
+from policysearch.errors import ArgumentParser
 from policysearch.run.evaluation import run_from_default_start
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--gps-run", required=True, help="a gps_terrain.py GPS run (OUT/gps) whose controllers/condition_I start iLQR")
     p.add_argument("--terrain", type=int, default=0, help="index of the training terrain (condition I)")
     p.add_argument("--samples", type=int, default=6)

@@ -32,7 +32,7 @@ import policysearch.envs  # noqa: F401  (registers the terrain tasks)
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.core.policies import MLP
 from policysearch.envs.terrain import HUMANOID_ENV_ID, ROUGHNESS, TEST_TERRAINS, TRAIN_TERRAINS, register
-from policysearch.errors import require
+from policysearch.errors import ArgumentParser, require
 from policysearch.run.evaluation import run_from_default_start
 from policysearch.run.snapshot import load
 
@@ -94,7 +94,7 @@ def fit(obs: np.ndarray, actions: np.ndarray, hidden: tuple[int, ...], steps: in
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--labels", choices=["example", "ddp"], default="example")
     p.add_argument("--example-policy", default="runs/ppo-humanoid", help="the example runner (--labels example)")
     p.add_argument("--gps-run", default="runs/gps-humanoid/gps", help="a humanoid experiment's GPS folder (--labels ddp)")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 
 
 class UserError(Exception):
     """Bad input from the user (an env id, a flag, a checkpoint): the message names the fix."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for the scripts beside the CLI (experiments/): a bad flag raises a UserError, which
+    `cli.guarded` turns into exit code 2 and one line, instead of argparse's usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}")
 
 
 def require(condition: bool, message: str) -> None:

@@ -76,3 +76,15 @@ def test_humanoid_terrain_experiment_end_to_end_at_a_tiny_budget(tmp_path: Path)
         assert len(ran) == 2 and all(len(json.loads(line.split("ran ")[1].split(" of")[0])) == 4 for line in ran), done.stdout
     missing = subprocess.run([sys.executable, script, "--labels", "ddp", "--gps-run", str(tmp_path / "none")], capture_output=True, text=True, timeout=900)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1 and "--gps-run" in missing.stderr, missing.stderr[-3000:]
+
+
+def test_a_bad_flag_of_an_experiment_script_exits_2_with_one_line() -> None:
+    """The experiments' scripts parse with `errors.ArgumentParser` under `cli.guarded`: argparse's
+    usage block becomes one line naming the flag."""
+    import subprocess
+
+    for script, flags in (("gps_terrain.py", ["--robot", "dog"]), ("imitation_coverage.py", ["--labels", "foo"]),
+                          ("guiding_samples.py", ["--bogus"])):
+        done = subprocess.run([sys.executable, str(ROOT / "experiments" / script), *flags], capture_output=True, text=True, timeout=300)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and script in lines[0], done.stderr[-2000:]
