@@ -194,11 +194,12 @@ def main() -> None:
     p.add_argument("--horizon", type=int, default=250, help="GPS trajectory length (steps of 8 ms)")
     p.add_argument("--test-horizon", type=int, default=500, help="steps on each test terrain (0: --horizon, the length the DDP controllers are defined for)")
     p.add_argument("--roughness", type=float, default=ROUGHNESS, help="scale of the terrains' slopes and bumps (training and test)")
-    p.add_argument("--example-policy", default="", help="run dir of the example motion iLQR starts from (one seed; empty: see --train-example)")
+    p.add_argument("--example-policy", default="", help="run dir of the example motion iLQR starts from (the same for every seed; empty: see --train-example)")
     p.add_argument("--train-example", type=int, default=0,
                    help="train the example per seed, PPO on flat ground for this many steps (0 and no --example-policy: iLQR from standing)")
     p.add_argument("--example-controls", default="", help="a GPS run of this task whose DDP solutions are iLQR's start (GPSRunConfig.example_controls)")
     p.add_argument("--hidden", type=int, nargs="+", default=list(GPSConfig.hidden), help="hidden widths of the GPS policy")
+    p.add_argument("--activation", choices=["softplus", "tanh", "relu"], default=GPSConfig.activation, help="hidden units of the GPS policy")
     p.add_argument("--segments", type=int, default=1, help="GPSRunConfig.segments: conditions per terrain along a walk of segments x --horizon steps")
     p.add_argument("--init-iterations", type=int, default=GPSConfig.init_iterations, help="L-BFGS iterations of line 3's fit")
     p.add_argument("--accept-on", choices=["estimate", "true_cost"], default="estimate", help="GPSConfig.accept_on (lines 10-11)")
@@ -209,6 +210,9 @@ def main() -> None:
     p.add_argument("--guiding-samples", type=int, default=20)
     p.add_argument("--policy-samples", type=int, default=GPSConfig.policy_samples, help="samples of each new policy per terrain (line 8)")
     p.add_argument("--guiding-gain-reg", type=float, default=100.0, help="rho of the guiding gains (GPSConfig.guiding_gain_reg)")
+    p.add_argument("--example-samples", type=int, default=0, help="noisy runs of the example policy per terrain as guiding samples "
+                   "(GPSConfig.example_samples; 0: DDP's alone, the paper's)")
+    p.add_argument("--example-noise", type=float, default=GPSConfig.example_noise, help="their noise, a fraction of the half control range")
     p.add_argument("--rl-factor", type=float, default=10.0, help="PPO/TRPO get this many times GPS's real samples")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the whole pipeline (example, GPS, PPO, TRPO); several: OUT/seed_S each and a summary")
     p.add_argument("--skip-rl", action="store_true", help="leave out PPO and TRPO")
@@ -222,8 +226,8 @@ def main() -> None:
     args = p.parse_args()
     args.env, args.set_env, args.example_env, default_velocity = ROBOTS[args.robot]
     args.target_velocity = default_velocity if args.target_velocity is None else args.target_velocity
-    if args.example_policy and (len(args.seeds) > 1 or args.train_example):
-        p.error("--example-policy serves one seed and no --train-example; for several seeds let --train-example make one per seed")
+    if args.example_policy and args.train_example:
+        p.error("--example-policy and --train-example both give the example: pass one")
     register(args.roughness)  # every terrain env of this process (GPS's models, RL training, the tests) has it
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -270,8 +274,9 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path, gps_from: str, rl_f
                            target_velocity=args.target_velocity)
         config = GPSConfig(iterations=args.gps_iterations, ilqr_iterations=args.ilqr_iterations,
                            guiding_temperature=args.guiding_temperature, guiding_samples=args.guiding_samples,
-                           policy_samples=args.policy_samples, hidden=tuple(args.hidden), init_iterations=args.init_iterations,
-                           accept_on=args.accept_on, guiding_gain_reg=args.guiding_gain_reg, adaptive_guiding=args.adaptive_guiding)
+                           policy_samples=args.policy_samples, hidden=tuple(args.hidden), activation=args.activation, init_iterations=args.init_iterations,
+                           accept_on=args.accept_on, guiding_gain_reg=args.guiding_gain_reg, adaptive_guiding=args.adaptive_guiding,
+                           example_samples=args.example_samples, example_noise=args.example_noise)
         state = kept_state(gps_dir, "gps", run, config, GPS_RESUMABLE) if args.resume else "new"
         summary = json.loads((gps_dir / "summary.json").read_text()) if state == "finished" else {}
         if summary.get("iterations", 0) >= args.gps_iterations:

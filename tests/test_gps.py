@@ -137,31 +137,56 @@ def _lqg(rng: np.random.Generator, scale: float) -> LinearGaussianController:
     )
 
 
+def _example(rng: np.random.Generator, noise: float = 0.2, obs_dim: int = N):
+    """An example policy (tanh network, its own input standardisation, clip 3, the box
+    [-0.6, 0.8]^K, so sigma = 0.7 noise) as a guide, and the same policy as `snapshot.load` gives
+    a saved one."""
+    from policysearch.algos.gps import example_guide
+    from policysearch.core.normalize import RunningStats
+    from policysearch.envs import EnvSpec
+    from policysearch.run.snapshot import frozen_policy
+
+    policy = Policy(obs_dim, K, "gaussian", (8,), "tanh")
+    params = policy.init(jax.random.PRNGKey(5))
+    params = params._replace(actor=jax.tree.map(lambda a: a + jnp.asarray(0.5 * rng.normal(size=a.shape), jnp.float32), params.actor))
+    stats = RunningStats(jnp.asarray(rng.normal(size=obs_dim), jnp.float32), jnp.asarray(rng.uniform(0.2, 3, obs_dim), jnp.float32), jnp.asarray(9.0))
+    guide = example_guide(policy, params, stats, 3.0, noise, np.full(K, -0.6), np.full(K, 0.8))
+    trained = frozen_policy(policy, params, stats, 3.0, EnvSpec("example", obs_dim, "gaussian", K, (-0.6,) * K, (0.8,) * K), {})
+    return guide, trained
+
+
 def test_sample_set_proposal_is_a_mixture_of_prefix_products_per_condition() -> None:
     """log q_c(zeta_1:t) = logsumexp_j [log(m_j/m) + sum_{k<=t} log q_j(u_k|x_k)] over the sources
-    that sampled at condition c, from SciPy densities in float64; a guiding controller of another
-    condition is not part of condition c's proposal."""
+    that sampled at condition c, from SciPy densities in float64, for all three kinds of source:
+    guiding controllers, policies and the noisy example (whose mean is the saved policy's action,
+    `snapshot.load`'s map of its raw input, clipped to the box); a guiding controller of another condition is not part
+    of condition c's proposal."""
     rng = np.random.default_rng(0)
     policy = Policy(N, K, "gaussian", (8,), "softplus", -0.3)
     params = policy.init(jax.random.PRNGKey(3))
     ctrls = [_lqg(rng, 1.0), _lqg(rng, 0.5)]
-    sources = [Source(ctrls[0], None), Source(ctrls[1], None), Source(None, params)]
+    guide, trained = _example(rng)
+    sources = [Source(ctrls[0], None), Source(ctrls[1], None), Source(None, params), Source(None, None, guide)]
     draw = lambda count: tuple(rng.normal(size=shape).astype(np.float32) for shape in [(count, T, N), (count, T, K), (count, T)])  # noqa: E731
     store = SampleStore().add(draw(3), condition=0, source=0).add(draw(2), condition=1, source=1)
-    store = store.add(draw(2), condition=0, source=2).add(draw(2), condition=1, source=2)
-    s = build_sample_set(policy, store, sources, {0, 1, 2}, [PolicyInput(), PolicyInput()])
-    assert s.states.shape[:2] == (2, 32) and np.asarray(s.mask).sum(1).tolist() == [5, 4]
+    store = store.add(draw(2), condition=0, source=2).add(draw(2), condition=1, source=2).add(draw(2), condition=0, source=3)
+    s = build_sample_set(policy, store, sources, {0, 1, 2, 3}, [PolicyInput(), PolicyInput()])
+    assert s.states.shape[:2] == (2, 32) and np.asarray(s.mask).sum(1).tolist() == [7, 4]
 
     def step_lp(source: Source, x: np.ndarray, u: np.ndarray) -> np.ndarray:
         if source.controller is not None:
             ctrl = source.controller
             mean = np.stack([np.asarray(ctrl.mean(t, jnp.asarray(x[t]))) for t in range(T)])
             sd = np.sqrt(np.stack([np.diag(np.asarray(ctrl.cov[t], np.float64)) for t in range(T)]))
+        elif source.example is not None:
+            mean, sd = trained.act(x), np.full(K, 0.14)
         else:
             mean, sd = np.asarray(policy.dist(params, jnp.asarray(x)).mean), np.exp(np.asarray(params.log_std, np.float64))
         return norm.logpdf(u.astype(np.float64), mean, sd).sum(-1)
 
-    members = {0: [(0, 3), (2, 2)], 1: [(1, 2), (2, 2)]}
+    members = {0: [(0, 3), (2, 2), (3, 2)], 1: [(1, 2), (2, 2)]}
+    means = trained.act(np.asarray(s.states[0]).reshape(-1, N))
+    assert np.isclose(means, -0.6).any() and np.isclose(means, 0.8).any()  # the clip is exercised
     for c, comps in members.items():
         m = sum(n for _, n in comps)
         for i in range(int(np.asarray(s.mask[c]).sum())):
@@ -305,6 +330,8 @@ def _gps_run_exports_act_as_it_does(run_dir) -> None:
     (["--env", "arm-reach-dense", "--conditions", "0"], "conditions"),
     (["--env", "arm-reach-dense", "--example-policy", "runs/x"], "MuJoCo robots only"),
     (["--env", "Swimmer-v5", "--example-policy", "/nonexistent/run"], "/nonexistent/run"),
+    (["--env", "Swimmer-v5", "--example-samples", "3"], "--example-samples needs an example policy"),
+    (["--env", "Swimmer-v5", "--example-noise", "0"], "--example-noise"),
 ])
 def test_cli_gps_bad_input_exits_2(argv: list[str], message: str) -> None:
     import subprocess
@@ -484,6 +511,82 @@ def test_gps_resume_of_another_run_is_refused(tmp_path) -> None:
     save_checkpoint(tmp_path / "checkpoints", 1, {"w": np.zeros(2, np.float32)}, {"format": 1, "algo": "ppo"})
     with pytest.raises(UserError, match="ppo"):
         train_gps(GPSRunConfig(), GPSConfig(), resume=str(tmp_path))
+
+
+def test_noisy_example_runs_join_the_guiding_samples_and_survive_the_checkpoint() -> None:
+    """config.example_samples: lines 1-2 also draw that many runs of the example policy with
+    Gaussian noise at every condition, as a guiding source (in S_k and in the maximum-likelihood
+    fit), their actions the example's mean at the visited state plus noise of the configured
+    standard deviation; the state with that source written by `run.gps_checkpoint` and read back
+    gives the same next iteration, row for row. An example of another size is refused."""
+    import json
+
+    from policysearch.algos.gps import make_gps
+    from policysearch.envs.systems import TASKS
+    from policysearch.run.gps_checkpoint import state_from_checkpoint, state_to_checkpoint
+
+    problem = JaxTaskProblem(TASKS["arm-reach-dense"](horizon=20), arm_reach_conditions()[:2])
+    rng = np.random.default_rng(1)
+    guide, trained = _example(rng, noise=0.3, obs_dim=4)  # sigma 0.21
+    config = GPSConfig(iterations=1, lbfgs_iterations=10, init_iterations=20, ilqr_iterations=30, guiding_samples=6, policy_samples=3,
+                       example_samples=8, example_noise=0.3)
+    gps = make_gps(config, problem, guide)
+    state = gps.init(0)
+    examples = [j for j, src in enumerate(state.sources) if src.example is not None]
+    assert len(examples) == 1 and examples[0] in state.guiding
+    for c in range(2):
+        idx = state.store.select(c, {examples[0]})
+        assert len(idx) == 8
+        x, u = np.concatenate([state.store.states[i] for i in idx]), np.concatenate([state.store.actions[i] for i in idx])
+        noise = u - trained.act(x)
+        assert abs(noise.mean()) < 0.04 and 0.19 < noise.std() < 0.23  # 320 draws: the sd is within 5% at 3 sigma
+    arrays, meta = state_to_checkpoint(state)
+    restored = state_from_checkpoint(arrays, json.loads(json.dumps(meta)), gps.policy.init(jax.random.PRNGKey(0)), "ckpt")
+    assert restored.sources[examples[0]].example.policy == guide.policy
+    assert gps.iteration(restored)[1] == gps.iteration(state)[1]
+    with pytest.raises(UserError, match="example policy acts on 3 observations"):
+        make_gps(config, problem, _example(rng)[0])
+    with pytest.raises(UserError, match="--example-samples needs an example policy"):
+        make_gps(config, problem)
+
+
+def test_train_gps_takes_the_noisy_example_from_the_example_policys_run(tmp_path) -> None:
+    """`train gps --example-policy RUN --example-samples M` on a MuJoCo robot: the saved GPS state
+    holds the example as a guiding source whose mean is the saved example's action on the env's
+    observation (`load(RUN).act`) and whose runs carry noise of sigma = example_noise x the half
+    range; `--resume` reads it back and continues."""
+    from policysearch.core.normalize import RunningStats
+    from policysearch.envs import EnvSpec
+    from policysearch.envs.problems import mujoco_features
+    from policysearch.run.checkpoint import find_checkpoint, load_extra, read_meta, save_checkpoint
+    from policysearch.run.gps_checkpoint import state_from_checkpoint
+    from policysearch.run.snapshot import load, policy_meta
+    from policysearch.run.train_gps import GPSRunConfig, train_gps
+
+    rng = np.random.default_rng(0)
+    policy = Policy(8, 2, "gaussian", (16,), "tanh")
+    params = policy.init(jax.random.PRNGKey(4))
+    stats = RunningStats(jnp.asarray(rng.normal(size=8), jnp.float32), jnp.asarray(rng.uniform(0.5, 2, 8), jnp.float32), jnp.asarray(1.0))
+    spec = EnvSpec("Swimmer-v5", 8, "gaussian", 2, (-1.0, -1.0), (1.0, 1.0))
+    save_checkpoint(tmp_path / "example" / "checkpoints", 1, params, policy_meta(policy, spec, stats, 5.0))
+    run = GPSRunConfig(env="Swimmer-v5", horizon=20, conditions=1, example_policy=str(tmp_path / "example"), run_dir=str(tmp_path / "gps"),
+                       json=True, eval_episodes=0)
+    algo = GPSConfig(iterations=1, ilqr_iterations=3, guiding_samples=2, policy_samples=2, init_iterations=10, lbfgs_iterations=5,
+                     hidden=(8,), example_samples=3, example_noise=0.2)
+    train_gps(run, algo)
+    ckpt = find_checkpoint(tmp_path / "gps")
+    template = Policy(8, 2, "gaussian", algo.hidden, algo.activation, algo.log_std_init).init(jax.random.PRNGKey(0))
+    state = state_from_checkpoint(load_extra(ckpt), read_meta(ckpt)["gps_state"], template, ckpt)
+    j = [i for i, src in enumerate(state.sources) if src.example is not None]
+    assert len(j) == 1 and j[0] in state.guiding and len(state.store.select(0, {j[0]})) == 3
+    x = np.concatenate([state.store.states[i] for i in state.store.select(0, {j[0]})])
+    u = np.concatenate([state.store.actions[i] for i in state.store.select(0, {j[0]})])
+    mean = load(tmp_path / "example").act(np.asarray(mujoco_features("Swimmer-v5", 5)(jnp.asarray(x))))
+    np.testing.assert_allclose(np.asarray(state.sources[j[0]].example.act(mujoco_features("Swimmer-v5", 5)).mean(state.sources[j[0]].example.args,
+                                                                                                             jnp.asarray(x))), mean, atol=1e-5)
+    assert 0.16 < (u - mean).std() < 0.24  # 120 draws of sigma 0.2
+    resumed = train_gps(run, dataclasses.replace(algo, iterations=2), resume=run.run_dir).summary
+    assert resumed["iterations"] == 2 and resumed["samples"] > len(state.store)
 
 
 def test_gps_iteration_returns_a_new_state_and_leaves_the_old_one_as_it_was() -> None:

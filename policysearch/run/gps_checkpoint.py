@@ -4,17 +4,20 @@ last completed iteration left it."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
+from policysearch.algos.gps.example import ExampleGuide
 from policysearch.algos.gps.samples import SampleStore, Source
 from policysearch.algos.gps.state import GPSState
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.core.normalize import RunningStats
-from policysearch.core.policies import PolicyParams
+from policysearch.core.policies import Policy, PolicyParams
 from policysearch.errors import UserError
 from policysearch.run.checkpoint import fill_tree, named_arrays
 
@@ -25,11 +28,19 @@ def state_to_checkpoint(state: GPSState) -> tuple[dict[str, np.ndarray], dict[st
     if len(state.store):
         arrays.update({f"store.{k}": np.stack(getattr(state.store, k)) for k in ("states", "actions", "rewards")})
     arrays.update(named_arrays(state.best, "best"))
-    kinds = []
+    kinds, examples = [], {}
     for j, source in enumerate(state.sources):
         if source.controller is not None:
             kinds.append("controller")
             arrays.update({f"source.{j}.{name}": np.asarray(a) for name, a in source.controller._asdict().items()})
+        elif source.example is not None:
+            kinds.append("example")
+            ex = source.example
+            arrays.update(named_arrays(ex.params, f"source.{j}.params"))
+            arrays.update({f"source.{j}.{k}": np.asarray(getattr(ex, k)) for k in ("std", "u_low", "u_high")})
+            if ex.stats is not None:
+                arrays.update({f"source.{j}.stats.{k}": np.asarray(v) for k, v in ex.stats._asdict().items()})
+            examples[str(j)] = {"network": dataclasses.asdict(ex.policy), "clip": ex.clip}
         else:
             kinds.append("policy")
             arrays.update(named_arrays(source.params, f"source.{j}.params"))
@@ -39,7 +50,7 @@ def state_to_checkpoint(state: GPSState) -> tuple[dict[str, np.ndarray], dict[st
     arrays.update({f"warm.{c}": np.asarray(state.warm_starts[c]) for c in warm})
     meta = {
         "iteration": state.iteration, "w_r": float(state.w_r), "best_costs": list(state.best_costs), "initial_cost": state.initial_cost,
-        "condition": list(state.store.condition), "source": list(state.store.source), "source_kinds": kinds,
+        "condition": list(state.store.condition), "source": list(state.store.source), "source_kinds": kinds, "examples": examples,
         "guiding": sorted(state.guiding), "policy_sources": list(state.policy_sources), "ddp_sources": list(state.ddp_sources),
         "ddp_costs": list(state.ddp_costs), "history": list(state.history), "warm": warm, "conditions": len(state.warm_starts),
     }
@@ -60,6 +71,8 @@ def state_from_checkpoint(arrays: dict[str, np.ndarray], meta: dict[str, Any], t
         for j, kind in enumerate(meta["source_kinds"]):
             if kind == "controller":
                 sources.append(Source(LinearGaussianController(**{f: jnp.asarray(arrays[f"source.{j}.{f}"]) for f in LinearGaussianController._fields}), None))
+            elif kind == "example":
+                sources.append(Source(None, None, _example_from_checkpoint(arrays, meta["examples"][str(j)], j, ckpt)))
             else:
                 sources.append(Source(None, fill_tree(template, arrays, ckpt, f"source.{j}.params")))
         stats = None
@@ -76,3 +89,15 @@ def state_from_checkpoint(arrays: dict[str, np.ndarray], meta: dict[str, Any], t
         )
     except KeyError as exc:
         raise UserError(f"the GPS state lacks {exc}: it is incomplete or was written by another policysearch version; start a new run") from exc
+
+
+def _example_from_checkpoint(arrays: dict[str, np.ndarray], record: dict[str, Any], j: int, ckpt: Path) -> ExampleGuide:
+    """The noisy example policy saved as source j (its network from the JSON record)."""
+    from policysearch.run.schema import from_dict
+
+    policy = from_dict(Policy, record["network"], f"the GPS state of '{ckpt}' (example network)")
+    stats = None
+    if f"source.{j}.stats.mean" in arrays:
+        stats = RunningStats(*(jnp.asarray(arrays[f"source.{j}.stats.{k}"]) for k in RunningStats._fields))
+    params = fill_tree(policy.init(jax.random.PRNGKey(0)), arrays, ckpt, f"source.{j}.params")
+    return ExampleGuide(policy, float(record["clip"]), params, stats, *(jnp.asarray(arrays[f"source.{j}.{k}"]) for k in ("std", "u_low", "u_high")))

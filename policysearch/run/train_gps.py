@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from policysearch.algos.gps import GPS, OBS_CLIP, GPSConfig, GPSState, make_gps, policy_cost
+from policysearch.algos.gps import GPS, OBS_CLIP, ExampleGuide, GPSConfig, GPSState, example_guide, make_gps, policy_cost
 from policysearch.envs import EnvSpec
 from policysearch.envs.problems import GPSProblem, JaxTaskProblem, MujocoProblem, arm_reach_conditions
 from policysearch.envs.systems import TASKS
@@ -33,7 +33,7 @@ from policysearch.run.folder import claim_new_run, claim_resume, write_config
 from policysearch.run.gps_checkpoint import state_from_checkpoint, state_to_checkpoint
 from policysearch.run.progress import Phases, phase
 from policysearch.run.trainers import GPS_FOLDER_FIX, new_run_dir
-from policysearch.run.snapshot import TrainResult, frozen_policy, policy_meta
+from policysearch.run.snapshot import TrainedPolicy, TrainResult, frozen_policy, load, policy_meta
 
 MUJOCO_TASKS = ("Swimmer", "Hopper", "Walker2d", "Walker2dTerrain", "Humanoid", "HumanoidTerrain")
 RESUMABLE = ("iterations",)
@@ -48,8 +48,9 @@ def is_mujoco_task(env: str) -> bool:
     return robot_name(env) in MUJOCO_TASKS
 
 
-def make_problem(run: GPSRunConfig) -> GPSProblem:
-    """The GPSProblem of run.env, or a UserError saying why GPS cannot run on it."""
+def make_problem(run: GPSRunConfig, example: TrainedPolicy | None = None) -> GPSProblem:
+    """The GPSProblem of run.env (iLQR started from `example`'s rollouts, the policy loaded from
+    run.example_policy), or a UserError saying why GPS cannot run on it."""
     require(not (run.example_policy or run.example_controls) or is_mujoco_task(run.env),
             f"--example-policy and --example-controls start iLQR on MuJoCo robots only, not on '{run.env}'; leave them out")
     if run.env in TASKS:
@@ -68,13 +69,11 @@ def make_problem(run: GPSRunConfig) -> GPSProblem:
         return JaxTaskProblem(task, conds)
     if is_mujoco_task(run.env):
         terrains = tuple(run.terrains) if "Terrain" in run.env else ()
-        example = None
-        if run.example_policy:
-            from policysearch.run.snapshot import load
-
-            example = load(run.example_policy).act
+        if example is None and run.example_policy:
+            example = load(run.example_policy)
         return MujocoProblem(run.env, run.horizon or 150, run.conditions, run.condition_spread, run.seed, run.target_velocity,
-                             terrains=terrains, example=example, example_u=saved_controls(run), segments=run.segments if terrains else 1)
+                             terrains=terrains, example=None if example is None else example.act, example_u=saved_controls(run),
+                             segments=run.segments if terrains else 1)
     raise UserError(
         f"GPS needs a model of the dynamics and a cost, which '{run.env}' does not have: use a JAX task "
         f"({', '.join(TASKS)}) or a MuJoCo robot (Swimmer-v5, Hopper-v5, Walker2d-v5, Humanoid-v5, policysearch/Walker2dTerrain-v0, "
@@ -103,6 +102,14 @@ def saved_controls(run: GPSRunConfig) -> list[np.ndarray]:
     return controls
 
 
+def make_example_guide(example: TrainedPolicy | None, algo: GPSConfig, problem: GPSProblem) -> ExampleGuide | None:
+    """The noisy example policy of algo.example_samples (None when it takes none)."""
+    if example is None or not algo.example_samples:
+        return None
+    return example_guide(example.policy, example.params, example.obs_stats if example.norm.obs else None, example.norm.clip_obs,
+                         algo.example_noise, problem.u_low, problem.u_high)
+
+
 def env_spec(run: GPSRunConfig, problem: GPSProblem) -> EnvSpec:
     """The spec a GPS policy is saved with: it acts on problem.features_for(c)(x), the env's observation
     on MuJoCo robots and the state on JAX tasks."""
@@ -128,9 +135,12 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = No
         t0 = time.perf_counter() - elapsed  # the run's time includes building the problem (the example's rollouts, their repair)
         # the phases go to stdout with the iteration lines; --json keeps stdout one JSON object, so they are off then
         show = run.progress and not run.json
+        require(not algo.example_samples or bool(run.example_policy),
+                "--example-samples needs an example policy: pass --example-policy RUN_DIR, or leave --example-samples 0")
+        example = load(run.example_policy) if run.example_policy and is_mujoco_task(run.env) else None
         with phase(f"building the {run.env} model and its conditions", enabled=show and is_mujoco_task(run.env)):
-            problem = make_problem(run)
-        gps = make_gps(algo, problem)
+            problem = make_problem(run, example)
+        gps = make_gps(algo, problem, make_example_guide(example, algo, problem))
         run_dir = lock.run_dir
         if resume:
             state = state_from_checkpoint(load_extra(ckpt), meta["gps_state"], gps.policy.init(jax.random.PRNGKey(0)), ckpt)

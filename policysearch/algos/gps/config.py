@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from policysearch.algos.configs import Activation
 from policysearch.errors import require, require_finite_fields, require_positive
 
 
@@ -41,7 +42,9 @@ class GPSConfig:
     ill-conditioned for L-BFGS: on Walker2dTerrain the unscaled policy fell after about 140 steps,
     the standardised one ran all 250 on every terrain (README, "GPS on unseen terrain")."""
     hidden: tuple[int, ...] = (50,)
-    """Hidden widths of the policy network (soft-rectifier units, as in the paper)."""
+    """Hidden widths of the policy network."""
+    activation: Activation = "softplus"
+    """Its hidden units: soft rectifiers, as in the paper."""
     log_std_init: float = -0.5
     """Initial log standard deviation of the Gaussian policy (then fitted by line 3)."""
     guiding_temperature: float = 0.1
@@ -56,6 +59,13 @@ class GPSConfig:
     """Cap on the guiding standard deviation, as a fraction of the half control range."""
     guiding_min_std: float = 0.001
     """Floor of the guiding standard deviation, as a fraction of the half control range."""
+    example_samples: int = 0
+    """Guiding samples of the example policy with Gaussian noise per condition (line 2, a second
+    kind of guiding distribution, `gps.example`; needs an example policy, --example-policy). 0:
+    the DDP controllers' alone, as in the paper."""
+    example_noise: float = 0.125
+    """Standard deviation of the example's noise, as a fraction of the half control range (0.05 on
+    the humanoid's +-0.4, the noise of experiments/imitation_coverage.py)."""
     ilqr_iterations: int = 200
     """iLQR iteration cap for every DDP solution."""
     adaptive_guiding: bool = False
@@ -75,6 +85,8 @@ class GPSConfig:
             require_positive(name, getattr(self, name))
         require(self.w_r_factor > 1, f"--w-r-factor must be > 1, got {self.w_r_factor}")
         require(0 < self.w_r_min <= self.w_r <= self.w_r_max, "--w-r must lie in [--w-r-min, --w-r-max], both positive")
+        require(self.example_samples >= 0, f"--example-samples must be >= 0, got {self.example_samples}")
+        require(self.example_noise > 0, f"--example-noise must be positive, got {self.example_noise}")
         require(self.guiding_gain_reg >= 0, f"--guiding-gain-reg must be >= 0, got {self.guiding_gain_reg}")
         require(self.guiding_min_std < self.guiding_max_std, "--guiding-min-std must be below --guiding-max-std")
         require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), f"--hidden needs positive widths, got {self.hidden}")

@@ -1,7 +1,8 @@
 """Guided Policy Search (Levine and Koltun, ICML 2013), Algorithm 1:
 
  1: DDP solutions pi_G1..pi_Gn, one per training condition, from our iLQR
- 2: guiding samples from each pi_Gi (so from q = (1/n) sum_i pi_Gi)
+ 2: guiding samples from each pi_Gi (so from q = (1/n) sum_i pi_Gi); optionally also from the
+    example policy with Gaussian noise (`gps.example`), a guiding distribution of known density
  3: theta* = argmax_theta sum_i log pi_theta(zeta_i) (maximum likelihood on the guiding samples)
  4: the sample set S: guiding samples and samples of pi_theta*
  5: for k = 1..K:
@@ -36,14 +37,17 @@ import numpy as np
 import optax
 
 from policysearch.algos.gps.config import GPSConfig
+from policysearch.algos.gps.example import ExampleGuide
 from policysearch.algos.gps.objective import accept_or_reject, estimated_return, log_likelihood, log_weights, phi
-from policysearch.algos.gps.samples import PolicyInput, SampleSet, SampleStore, Source, build_sample_set, observation_stats
+from policysearch.algos.gps.inputs import PolicyInput
+from policysearch.algos.gps.samples import SampleSet, SampleStore, Source, build_sample_set, observation_stats
 from policysearch.algos.gps.state import GPSState
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.core.estimators import effective_sample_size
 from policysearch.core.normalize import RunningStats
 from policysearch.core.policies import Policy, PolicyParams
 from policysearch.envs.problems import Act, GPSProblem, Report
+from policysearch.errors import require
 
 InitProgress = Callable[[str, int, "int | None", str], None]
 """on_progress(phase, done, total, detail) of `init_gps` as it goes: the phase's title, how many of
@@ -132,8 +136,8 @@ def final_step_ess(params: PolicyParams, samples: SampleSet, policy: Policy) -> 
 
 
 def make_policy(problem: GPSProblem, config: GPSConfig) -> Policy:
-    """The paper's policy: a soft-rectifier MLP with a Gaussian output of learned log-std."""
-    return Policy(problem.obs_dim, problem.control_dim, "gaussian", tuple(config.hidden), "softplus", config.log_std_init)
+    """The paper's policy: an MLP (soft rectifiers by default) with a Gaussian output of learned log-std."""
+    return Policy(problem.obs_dim, problem.control_dim, "gaussian", tuple(config.hidden), config.activation, config.log_std_init)
 
 
 def policy_cost(problem: GPSProblem, policy: Policy, params: PolicyParams, stats: RunningStats | None, c: int) -> float:
@@ -151,14 +155,21 @@ class GPS(NamedTuple):
     problem: GPSProblem
     policy: Policy
     init: Callable[..., GPSState]
-    """init(seed, on_progress=None): `init_gps`."""
+    """init(seed, on_progress=None): `init_gps` (with the example guide make_gps was given)."""
     iteration: Callable[..., tuple[GPSState, dict[str, Any]]]
     """iteration(state, on_progress=None): `gps_iteration`."""
 
 
-def make_gps(config: GPSConfig, problem: GPSProblem) -> GPS:
+def make_gps(config: GPSConfig, problem: GPSProblem, example: ExampleGuide | None = None) -> GPS:
+    """Algorithm 1 bound to `problem`; `example` (needed when config.example_samples > 0) is the
+    example policy whose noisy runs join the guiding samples."""
+    if config.example_samples:
+        require(example is not None, "--example-samples needs an example policy: pass --example-policy RUN_DIR, or leave --example-samples 0")
+        require(example.policy.obs_dim == problem.obs_dim and example.policy.action_dim == problem.control_dim,
+                f"the example policy acts on {example.policy.obs_dim} observations with {example.policy.action_dim} actions, "
+                f"{problem.name} has {problem.obs_dim} and {problem.control_dim}: pass an example trained with this task's observation")
     policy = make_policy(problem, config)
-    return GPS(config, problem, policy, partial(init_gps, problem, config, policy), partial(gps_iteration, problem, config, policy))
+    return GPS(config, problem, policy, partial(init_gps, problem, config, policy, example=example), partial(gps_iteration, problem, config, policy))
 
 
 def _guiding(problem: GPSProblem, config: GPSConfig, state: GPSState, c: int, extra: Any = None,
@@ -194,6 +205,13 @@ def _draw_policy(problem: GPSProblem, config: GPSConfig, policy: Policy, state: 
     return dataclasses.replace(state, policy_sources=state.policy_sources + (j,))
 
 
+def _draw_example(problem: GPSProblem, config: GPSConfig, state: GPSState, example: ExampleGuide) -> GPSState:
+    """Guiding samples of the noisy example at every condition (line 2's second kind)."""
+    state, j = _draw(problem, state, Source(None, None, example), lambda c: example.act(problem.features_for(c)), example.args,
+                     list(range(len(problem.conditions))), config.example_samples)
+    return dataclasses.replace(state, guiding=state.guiding | {j})
+
+
 def _draw_guiding(problem: GPSProblem, config: GPSConfig, state: GPSState, c: int, ctrl: LinearGaussianController) -> tuple[GPSState, int]:
     """Guiding samples of pi_G at condition c (lines 2 and 9)."""
     state, j = _draw(problem, state, Source(ctrl, None), lambda c: controller_act, ctrl, [c], config.guiding_samples)
@@ -225,10 +243,11 @@ def _solve_progress(on_progress: InitProgress, phase: str, c: int, C: int, itera
     return on_iteration
 
 
-def init_gps(problem: GPSProblem, config: GPSConfig, policy: Policy, seed: int, on_progress: InitProgress | None = None) -> GPSState:
-    """Lines 1-4: DDP solutions and their guiding samples, the input standardisation, theta* by
-    maximum likelihood, and the first samples of pi_theta*; on_progress (`InitProgress`) hears
-    each phase as it goes."""
+def init_gps(problem: GPSProblem, config: GPSConfig, policy: Policy, seed: int, on_progress: InitProgress | None = None,
+             example: ExampleGuide | None = None) -> GPSState:
+    """Lines 1-4: DDP solutions and their guiding samples (and, with config.example_samples, the
+    noisy example's), the input standardisation, theta* by maximum likelihood, and the first
+    samples of pi_theta*; on_progress (`InitProgress`) hears each phase as it goes."""
     report = on_progress or _no_progress
     C = len(problem.conditions)
     state = GPSState(iteration=0, key=jax.random.PRNGKey(seed), w_r=config.w_r, best=policy.init(jax.random.PRNGKey(seed)), best_costs=(),
@@ -244,6 +263,11 @@ def init_gps(problem: GPSProblem, config: GPSConfig, policy: Policy, seed: int, 
         state, j = _draw_guiding(problem, config, dataclasses.replace(state, key=sub), c, ctrl)
         state = dataclasses.replace(state, key=key, ddp_sources=state.ddp_sources + (j,), ddp_costs=state.ddp_costs + (cost,))
         report(ddp, c + 1, C, f"condition {c + 1}: DDP cost {cost:.4g}")
+    if config.example_samples and example is not None:
+        noisy = f"{config.example_samples} noisy runs of the example policy at each of {C} conditions"
+        report(noisy, 0, None, "")
+        state = _draw_example(problem, config, state, example)
+        report(noisy, 1, None, "")
     stats = observation_stats(_inputs(problem), state.store) if config.normalize_obs else None
     state = dataclasses.replace(state, obs_stats=stats)
     key, k_init = jax.random.split(state.key)  # line 3
@@ -320,10 +344,11 @@ def gps_iteration(problem: GPSProblem, config: GPSConfig, policy: Policy, state:
 
 
 def run_gps(problem: GPSProblem, config: GPSConfig, seed: int = 0, on_iteration: Callable[[GPSState, dict[str, Any]], None] | None = None,
-            state: GPSState | None = None) -> tuple[GPS, GPSState]:
+            state: GPSState | None = None, example: ExampleGuide | None = None) -> tuple[GPS, GPSState]:
     """Algorithm 1 over the training conditions of `problem`, from lines 1-4 or from a saved
-    `state`, until config.iterations; on_iteration(state, row) after each iteration."""
-    gps = make_gps(config, problem)
+    `state`, until config.iterations; on_iteration(state, row) after each iteration; `example`
+    as `make_gps`'s."""
+    gps = make_gps(config, problem, example)
     state = gps.init(seed) if state is None else state
     while state.iteration < config.iterations:
         state, row = gps.iteration(state)

@@ -1,5 +1,5 @@
 """The sample set S of Algorithm 1 and what reads it: every trajectory with the condition and the
-source that drew it, the policy's input map, and S_k as the padded arrays `gps.objective` takes,
+source that drew it, and S_k as the padded arrays `gps.objective` takes,
 with log q of every prefix under the mixture of the sources that sampled at each condition
 (lecture: importance sampling over trajectory prefixes with a mixture proposal)."""
 
@@ -13,22 +13,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from policysearch.algos.gps.example import ExampleGuide
+from policysearch.algos.gps.inputs import PolicyInput
 from policysearch.algos.gps.objective import SampleSet, policy_step_log_probs
 from policysearch.control.lqg import LinearGaussianController
 from policysearch.core.estimators import mixture_prefix_log_probs
-from policysearch.core.normalize import RunningStats, normalize
+from policysearch.core.normalize import RunningStats
 from policysearch.core.policies import Policy, PolicyParams
 from policysearch.envs.problems import identity
 
-OBS_CLIP = 10.0
-"""Standardised policy inputs are clipped to +-OBS_CLIP, as PPO's."""
-
 
 class Source(NamedTuple):
-    """A distribution that produced samples: a guiding controller or a policy."""
+    """A distribution that produced samples: a guiding controller, a policy (GPS's own, params),
+    or the noisy example policy (`gps.example`); exactly one is set."""
 
     controller: LinearGaussianController | None
     params: PolicyParams | None
+    example: ExampleGuide | None = None
 
 
 @dataclass(frozen=True)
@@ -56,22 +57,6 @@ class SampleStore:
         return len(self.source)
 
 
-@dataclass(frozen=True)
-class PolicyInput:
-    """The policy's input for a problem state x: features(x), standardised as
-    clip((features(x) - mean) / sqrt(var + eps), +-clip) when statistics are given (the map
-    `snapshot.load` applies to a raw observation). Hashable by value (features is a module-level
-    function or a frozen dataclass), so every jitted function that takes it compiles once per
-    problem, with no cache of our own."""
-
-    features: Callable[[jax.Array], jax.Array] = identity
-    clip: float = OBS_CLIP
-
-    def __call__(self, stats: RunningStats | None, x: jax.Array) -> jax.Array:
-        f = self.features(x)
-        return f if stats is None else normalize(stats, f, self.clip)
-
-
 def observation_stats(inputs: Sequence[PolicyInput], store: SampleStore) -> RunningStats:
     """Mean and variance of the raw policy input, inputs[c].features(x) at condition c, over every
     time step of every trajectory in the store."""
@@ -82,10 +67,14 @@ def observation_stats(inputs: Sequence[PolicyInput], store: SampleStore) -> Runn
     return RunningStats(jnp.asarray(f.mean(0), jnp.float32), jnp.asarray(f.var(0), jnp.float32), jnp.asarray(len(f), jnp.float32))
 
 
-def step_log_probs(policy: Policy, source: Source, states: jax.Array, obs: jax.Array, actions: jax.Array) -> jax.Array:
-    """log q_j(u_t | x_t) of samples [m, T] under one source (controllers see states, policies obs)."""
+def step_log_probs(policy: Policy, source: Source, states: jax.Array, obs: jax.Array, actions: jax.Array,
+                   features: Callable[[jax.Array], jax.Array] = identity) -> jax.Array:
+    """log q_j(u_t | x_t) of samples [m, T] under one source: controllers see the states, GPS's
+    policy its input obs, the example features(states) on its own standardisation."""
     if source.controller is not None:
         return jax.vmap(source.controller.trajectory_log_probs)(states, actions)
+    if source.example is not None:
+        return source.example.log_probs(features, states, actions)
     return policy_step_log_probs(policy, source.params, obs, actions)
 
 
@@ -102,7 +91,8 @@ def build_sample_set(
     """S_k: per condition c (one input map inputs[c] each), the samples drawn by the chosen
     sources, with log q of every prefix under the mixture of the sources that sampled at that
     condition, padded to a common size. Controllers score raw states; the policy (and
-    SampleSet.states) sees inputs[c](stats, state)."""
+    SampleSet.states) sees inputs[c](stats, state), the example inputs[c].features on its own
+    standardisation."""
     conditions = len(inputs)
     per_condition = [store.select(c, chosen) for c in range(conditions)]
     cap = capacity_for(max(len(idx) for idx in per_condition))
@@ -116,7 +106,8 @@ def build_sample_set(
         a = np.stack([store.actions[i] for i in idx])
         used = sorted({store.source[i] for i in idx})
         counts = jnp.asarray([sum(1 for i in idx if store.source[i] == j) for j in used], jnp.float32)
-        per_source = jnp.stack([step_log_probs(policy, sources[j], jnp.asarray(s), jnp.asarray(f), jnp.asarray(a)) for j in used])
+        per_source = jnp.stack([step_log_probs(policy, sources[j], jnp.asarray(s), jnp.asarray(f), jnp.asarray(a), inputs[c].features)
+                                  for j in used])
         k = len(idx)
         states[c, :k], actions[c, :k], mask[c, :k] = f, a, 1.0
         rewards[c, :k] = np.stack([store.rewards[i] for i in idx])
