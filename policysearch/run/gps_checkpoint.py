@@ -38,14 +38,12 @@ def state_to_checkpoint(state: GPSState) -> tuple[dict[str, np.ndarray], dict[st
             ex = source.example
             arrays.update(named_arrays(ex.params, f"source.{j}.params"))
             arrays.update({f"source.{j}.{k}": np.asarray(getattr(ex, k)) for k in ("std", "u_low", "u_high")})
-            if ex.stats is not None:
-                arrays.update({f"source.{j}.stats.{k}": np.asarray(v) for k, v in ex.stats._asdict().items()})
+            arrays.update(_stats_arrays(ex.stats, f"source.{j}.stats"))
             examples[str(j)] = {"network": dataclasses.asdict(ex.policy), "clip": ex.clip}
         else:
             kinds.append("policy")
             arrays.update(named_arrays(source.params, f"source.{j}.params"))
-    if state.obs_stats is not None:
-        arrays.update({f"obs_stats.{k}": np.asarray(v) for k, v in state.obs_stats._asdict().items()})
+    arrays.update(_stats_arrays(state.obs_stats, "obs_stats"))
     warm = [c for c, u in enumerate(state.warm_starts) if u is not None]
     arrays.update({f"warm.{c}": np.asarray(state.warm_starts[c]) for c in warm})
     meta = {
@@ -75,9 +73,7 @@ def state_from_checkpoint(arrays: dict[str, np.ndarray], meta: dict[str, Any], t
                 sources.append(Source(None, None, _example_from_checkpoint(arrays, meta["examples"][str(j)], j, ckpt)))
             else:
                 sources.append(Source(None, fill_tree(template, arrays, ckpt, f"source.{j}.params")))
-        stats = None
-        if "obs_stats.mean" in arrays:
-            stats = RunningStats(*(jnp.asarray(arrays[f"obs_stats.{k}"]) for k in RunningStats._fields))
+        stats = _stats_from(arrays, "obs_stats")
         warm = [None] * int(meta["conditions"])
         for c in meta["warm"]:
             warm[int(c)] = np.asarray(arrays[f"warm.{c}"])
@@ -96,8 +92,18 @@ def _example_from_checkpoint(arrays: dict[str, np.ndarray], record: dict[str, An
     from policysearch.run.schema import from_dict
 
     policy = from_dict(Policy, record["network"], f"the GPS state of '{ckpt}' (example network)")
-    stats = None
-    if f"source.{j}.stats.mean" in arrays:
-        stats = RunningStats(*(jnp.asarray(arrays[f"source.{j}.stats.{k}"]) for k in RunningStats._fields))
     params = fill_tree(policy.init(jax.random.PRNGKey(0)), arrays, ckpt, f"source.{j}.params")
-    return ExampleGuide(policy, float(record["clip"]), params, stats, *(jnp.asarray(arrays[f"source.{j}.{k}"]) for k in ("std", "u_low", "u_high")))
+    return ExampleGuide(policy, float(record["clip"]), params, _stats_from(arrays, f"source.{j}.stats"),
+                        *(jnp.asarray(arrays[f"source.{j}.{k}"]) for k in ("std", "u_low", "u_high")))
+
+
+def _stats_arrays(stats: RunningStats | None, prefix: str) -> dict[str, np.ndarray]:
+    """Input statistics as arrays PREFIX.mean, .var, .count (none for None: raw input)."""
+    return {} if stats is None else {f"{prefix}.{k}": np.asarray(v) for k, v in stats._asdict().items()}
+
+
+def _stats_from(arrays: dict[str, np.ndarray], prefix: str) -> RunningStats | None:
+    """The statistics `_stats_arrays` wrote under prefix, or None."""
+    if f"{prefix}.mean" not in arrays:
+        return None
+    return RunningStats(*(jnp.asarray(arrays[f"{prefix}.{k}"]) for k in RunningStats._fields))

@@ -135,8 +135,6 @@ def train_gps(run: GPSRunConfig, algo: GPSConfig, resume: str | Path | None = No
         t0 = time.perf_counter() - elapsed  # the run's time includes building the problem (the example's rollouts, their repair)
         # the phases go to stdout with the iteration lines; --json keeps stdout one JSON object, so they are off then
         show = run.progress and not run.json
-        require(not algo.example_samples or bool(run.example_policy),
-                "--example-samples needs an example policy: pass --example-policy RUN_DIR, or leave --example-samples 0")
         example = load(run.example_policy) if run.example_policy and is_mujoco_task(run.env) else None
         with phase(f"building the {run.env} model and its conditions", enabled=show and is_mujoco_task(run.env)):
             problem = make_problem(run, example)

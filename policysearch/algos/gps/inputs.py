@@ -29,4 +29,3 @@ class PolicyInput:
     def __call__(self, stats: RunningStats | None, x: jax.Array) -> jax.Array:
         f = self.features(x)
         return f if stats is None else normalize(stats, f, self.clip)
-
