@@ -43,7 +43,10 @@ per seed, and OUT/results.json with the per-seed tables and a summary over seeds
 
 Training at the test's length (README, "Training at the test's 500 steps"): `--horizon 125
 --segments 4` cuts each training terrain's 500-step example motion (repaired where it falls)
-into four 125-step conditions; `--example-controls OUT/gps` reuses an earlier run's DDP solutions.
+into four 125-step conditions; `--example-controls OUT/gps` reuses an earlier run's DDP solutions
+(of the same --horizon and --segments: its conditions too, nothing rolled out or repaired again;
+GPS's seeds do not change them, so `--seeds 1 2 --example-controls OUT/gps` adds seeds to a
+one-seed run without the DDP work).
 """
 
 from __future__ import annotations

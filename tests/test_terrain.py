@@ -107,6 +107,49 @@ def test_segments_cut_each_terrain_walk_into_conditions_along_it() -> None:
     assert problem.models[0] is problem.models[1] and problem.models[1] is not problem.models[2]
 
 
+def test_saved_ddp_solutions_are_reused_as_they_are(tmp_path, monkeypatch) -> None:
+    """--example-controls of a run with the same conditions: each condition starts at its saved
+    controller's x_bar[0] and iLQR starts from its u_bar without the example's rollout or a repair
+    (seeds of one experiment share the DDP work); a run cut into other segments concatenates them."""
+    from policysearch.control import mujoco_ilqr
+    from policysearch.control.lqg import LinearGaussianController
+    from policysearch.envs.problems import MujocoProblem
+    from policysearch.run.config import GPSRunConfig
+    from policysearch.run.train_gps import make_problem, saved_controls
+
+    rng = np.random.default_rng(2)
+    first = MujocoProblem(ENV_ID, horizon=6, terrains=TRAIN_TERRAINS[:2], example_u=[rng.uniform(-0.3, 0.3, (12, 6)) for _ in range(2)], segments=2)
+    for c, x0 in enumerate(first.conditions):
+        u = first._example_u[c]
+        xs = first.models[c].rollout(x0, u)
+        z = np.zeros
+        LinearGaussianController(xs.astype(np.float32), u.astype(np.float32), z((6, 6), np.float32), z((6, 6, 18), np.float32),
+                                 np.tile(np.eye(6, dtype=np.float32), (6, 1, 1)), -np.ones(6, np.float32),
+                                 np.ones(6, np.float32)).save(tmp_path / "controllers" / f"condition_{c}", {})
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a saved solution was repaired")
+
+    monkeypatch.setattr(mujoco_ilqr, "repair_start", refused)
+    run = GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS[:2], horizon=6, segments=2, example_controls=str(tmp_path))
+    starts, controls = saved_controls(run)
+    assert len(starts) == len(controls) == 4
+    problem = make_problem(run)
+    for c in range(4):
+        np.testing.assert_allclose(problem.conditions[c], first.conditions[c], atol=1e-5)
+        np.testing.assert_allclose(problem._example_u[c], first._example_u[c], atol=1e-6)
+    guiding = problem.guiding(1, temperature=1e-4, iterations=1)
+    np.testing.assert_allclose(np.asarray(guiding.controller.x_bar[0]), problem.conditions[1], atol=1e-6)
+    # without segments a saved solution is a condition's own only where it starts at that condition
+    one = MujocoProblem(ENV_ID, horizon=6, terrains=TRAIN_TERRAINS[:2], example_u=[first._example_u[0], first._example_u[1]],
+                        example_x0=[first.conditions[0].astype(np.float32), first.conditions[1]])
+    assert one._own == {0}
+    # one 12-step condition per terrain from 2 x 6-step pieces: the pieces end to end, no starts
+    starts, controls = saved_controls(GPSRunConfig(env=ENV_ID, terrains=TRAIN_TERRAINS[:2], horizon=12, example_controls=str(tmp_path)))
+    assert starts == [] and [len(u) for u in controls] == [12, 12]
+    np.testing.assert_allclose(controls[1][6:], first._example_u[3], atol=1e-6)
+
+
 def test_controllers_of_consecutive_pieces_concatenate() -> None:
     from policysearch.control.lqg import LinearGaussianController
 

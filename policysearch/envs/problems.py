@@ -197,7 +197,11 @@ class MujocoProblem:
     `example` (obs -> action, e.g. a trained policy's `act`) gives the example motion iLQR starts
     from at every condition: its deterministic rollout's controls; `example_u` gives them as
     controls [horizon, m] per condition (e.g. an earlier run's DDP solutions; on terrains with
-    segments, [segments * horizon, m] per terrain).
+    segments, [segments * horizon, m] per terrain). `example_x0` gives, with `example_u` per
+    condition, the state each of those controls starts from (an earlier run's DDP solutions of
+    the same conditions, `x_bar[0]`): they are iLQR's start as they are, not repaired, since they
+    are what iLQR made from there; with segments, the conditions start at those states, without
+    the example's rollout and its repair (the costly part of building a humanoid's conditions).
 
     `segments` > 1 (terrains, with an example): each terrain's example motion over segments *
     horizon steps (repaired where it falls, `repair_start`) is cut into `segments` conditions of
@@ -209,7 +213,7 @@ class MujocoProblem:
     def __init__(self, env_id: str, horizon: int, conditions: int = 1, spread: float = 0.1, seed: int = 0,
                  v_target: float = 1.0, fd_eps: float = 1e-3, terrains: tuple[int, ...] = (),
                  example: Callable[[np.ndarray], np.ndarray] | None = None, example_u: Sequence[np.ndarray] = (),
-                 segments: int = 1) -> None:
+                 segments: int = 1, example_x0: Sequence[np.ndarray] = ()) -> None:
         from policysearch.control.costs import locomotion_cost
         from policysearch.envs.mujoco_model import MujocoModel
 
@@ -239,19 +243,32 @@ class MujocoProblem:
         self._running = [jax.jit(jax.vmap(c.running)) for c in self.costs]
         self._terminal = [jax.jit(jax.vmap(c.terminal)) for c in self.costs]
         self.segments = segments
+        self._own: set[int] = set()  # conditions whose example_u is iLQR's own solution from there (example_x0)
+        require(not len(example_x0) or len(example_x0) == len(example_u) == len(self.conditions),
+                f"{len(example_x0)} start states for {len(example_u)} controls and {len(self.conditions)} conditions: give one of each per condition")
         if segments > 1:
-            self._segment(example, example_u)
+            self._segment(example, example_u, example_x0)
             return
         self._example_u = {c: self.example_controls(c, example) for c in range(len(self.conditions))} if example else {}
         self._example_u.update({c: np.asarray(u, np.float64) for c, u in enumerate(example_u)})
+        # a saved solution is this condition's own where it starts at this condition's state (float32 as saved)
+        self._own = {c for c, x in enumerate(example_x0) if np.allclose(x, self.conditions[c], rtol=0, atol=1e-5)}
 
-    def _segment(self, example: Callable[[np.ndarray], np.ndarray] | None, example_u: Sequence[np.ndarray]) -> None:
-        """Conditions i * segments + j: terrain i's example motion (repaired) from step j * horizon."""
+    def _segment(self, example: Callable[[np.ndarray], np.ndarray] | None, example_u: Sequence[np.ndarray],
+                 example_x0: Sequence[np.ndarray]) -> None:
+        """Conditions i * segments + j: terrain i's example motion (repaired) from step j * horizon;
+        or, given `example_x0`, condition c from example_x0[c] with its solution example_u[c]."""
         from policysearch.control.mujoco_ilqr import repair_start
 
         require(bool(self.terrains) and (example is not None or len(example_u) > 0),
                 "--segments needs terrains and an example motion (--example-policy or --example-controls)")
         length, self._example_u = self.segments * self.horizon, {}
+        if len(example_x0):
+            for c, (x, u) in enumerate(zip(example_x0, example_u)):
+                require(len(u) == self.horizon, f"the saved controls of condition {c} have {len(u)} steps, not --horizon {self.horizon}")
+                self.conditions[c], self._example_u[c] = np.asarray(x, np.float64), np.asarray(u, np.float64)
+            self._own = set(range(len(self.conditions)))
+            return
         for i in range(len(self.terrains)):
             c0 = i * self.segments
             cost, model, x0 = self.costs[c0], self.models[c0], np.asarray(self.conditions[c0], np.float64)
@@ -277,12 +294,13 @@ class MujocoProblem:
         # example motion, else on a terrain from the first terrain's solution, else from
         # `initial_controls` (built window by window for robots that can fall); a start borrowed
         # from the example or another terrain that falls part way is repaired window by window
-        # from before its fall (`repair_start`); this condition's own solutions never fall
+        # from before its fall (`repair_start`); this condition's own solutions (of this run, or
+        # saved by an earlier one: example_x0) are not: what iLQR could not lift stays as it was
         warm = dict(enumerate(warm_starts))
         u_init, borrowed = warm.get(c), False
         if u_init is None:
             u_init = self._example_u.get(c, warm.get(0) if self.terrains else None)
-            borrowed = u_init is not None
+            borrowed = u_init is not None and c not in self._own
         u_init = None if u_init is None else np.array(u_init)
 
         def stage(name: str) -> Report | None:

@@ -110,8 +110,10 @@ class GPSRunConfig:
     only; empty: the robot's default start (`control.costs.initial_controls`, for the walkers built window by window by `control.receding`)."""
     example_controls: str = ""
     """A GPS run of the same task whose saved DDP controllers' nominal controls are iLQR's start
-    at each condition (instead of --example-policy's rollouts): GPS again with other settings
-    from the same DDP solutions, without solving them again from the example."""
+    at each condition (instead of --example-policy's rollouts): GPS again with other settings or
+    another seed from the same DDP solutions, without solving them again from the example. A run
+    of the same conditions and --horizon also gives their start states, so the example's motion
+    is neither rolled out nor repaired again; one of other --segments is cut again."""
     target_velocity: float = 1.0
     """Forward velocity (m/s) of the MuJoCo robots' locomotion cost."""
     seed: int = 0

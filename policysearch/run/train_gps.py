@@ -71,9 +71,10 @@ def make_problem(run: GPSRunConfig, example: TrainedPolicy | None = None) -> GPS
         terrains = tuple(run.terrains) if "Terrain" in run.env else ()
         if example is None and run.example_policy:
             example = load(run.example_policy)
+        starts, controls = saved_controls(run)
         return MujocoProblem(run.env, run.horizon or 150, run.conditions, run.condition_spread, run.seed, run.target_velocity,
-                             terrains=terrains, example=None if example is None else example.act, example_u=saved_controls(run),
-                             segments=run.segments if terrains else 1)
+                             terrains=terrains, example=None if example is None else example.act, example_u=controls,
+                             segments=run.segments if terrains else 1, example_x0=starts)
     raise UserError(
         f"GPS needs a model of the dynamics and a cost, which '{run.env}' does not have: use a JAX task "
         f"({', '.join(TASKS)}) or a MuJoCo robot (Swimmer-v5, Hopper-v5, Walker2d-v5, Humanoid-v5, policysearch/Walker2dTerrain-v0, "
@@ -81,25 +82,32 @@ def make_problem(run: GPSRunConfig, example: TrainedPolicy | None = None) -> GPS
     )
 
 
-def saved_controls(run: GPSRunConfig) -> list[np.ndarray]:
-    """The nominal controls of the DDP controllers saved in the GPS run run.example_controls, one
-    per condition, checked against this run's conditions and horizon."""
+def saved_controls(run: GPSRunConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The DDP solutions saved in the GPS run run.example_controls as (start states, controls),
+    checked against this run's conditions and horizon. A run of the same conditions (as many
+    controllers, each --horizon long) gives each condition's start x_bar[0] and nominal controls
+    u_bar, used as they are (`MujocoProblem`'s example_x0); a run cut into other segments gives
+    each terrain's controls end to end and no start states (the example motion they make is cut
+    again, and repaired where it falls)."""
     if not run.example_controls:
-        return []
+        return [], []
     from policysearch.control.lqg import LinearGaussianController
 
     folder = Path(run.example_controls) / "controllers"
     found = sorted(folder.glob("condition_*"), key=lambda p: int(p.name.split("_")[1])) if folder.is_dir() else []
-    count = len(run.terrains) if "Terrain" in run.env else run.conditions
+    terrains = "Terrain" in run.env
+    count = len(run.terrains) if terrains else run.conditions
     require(len(found) > 0 and len(found) % count == 0, f"--example-controls '{run.example_controls}' holds {len(found)} controllers in "
             f"controllers/, this run has {count} terrains or conditions: pass a GPS run of the same task")
-    controls = [np.asarray(LinearGaussianController.load(p)[0].u_bar) for p in found]
-    per = len(found) // count  # an earlier run's segments: each condition's controls end to end
-    controls = [np.concatenate(controls[i * per : (i + 1) * per]) for i in range(count)]
-    length = (run.horizon or 150) * (run.segments if "Terrain" in run.env else 1)
-    require(all(len(u) == length for u in controls), f"--example-controls '{run.example_controls}' has {len(controls[0])} steps of "
-            f"controls per condition, this run needs --horizon x --segments = {length}")
-    return controls
+    saved = [LinearGaussianController.load(p)[0] for p in found]
+    horizon, segments = run.horizon or 150, run.segments if terrains else 1
+    if len(saved) == count * segments and all(len(c.u_bar) == horizon for c in saved):
+        return [np.asarray(c.x_bar[0], np.float64) for c in saved], [np.asarray(c.u_bar, np.float64) for c in saved]
+    per = len(saved) // count  # an earlier run's segments: each condition's controls end to end
+    controls = [np.concatenate([np.asarray(c.u_bar) for c in saved[i * per : (i + 1) * per]]) for i in range(count)]
+    require(all(len(u) == horizon * segments for u in controls), f"--example-controls '{run.example_controls}' has {len(controls[0])} steps of "
+            f"controls per condition, this run needs --horizon x --segments = {horizon * segments}")
+    return [], controls
 
 
 def make_example_guide(example: TrainedPolicy | None, algo: GPSConfig, problem: GPSProblem) -> ExampleGuide | None:
