@@ -49,12 +49,8 @@ def test_humanoid_terrain_experiment_end_to_end_at_a_tiny_budget(tmp_path: Path)
     assert sorted(p.stem for p in (out / "videos").glob("*.mp4")) == sorted(table)
     assert json.loads((out / "example" / "config.json").read_text())["run"]["env"] == "policysearch/HumanoidFlat-v0"
 
-    # --resume keeps the finished runs: nothing trains again, and the table is the same
-    again = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("finished, kept (--resume)") == 4  # example, GPS, PPO, TRPO
-    assert json.loads((out / "results.json").read_text()) == table
-    # an interrupted GPS and TRPO (checkpoints, no summary) continue from their last checkpoint
+    # --resume keeps the finished runs (example, PPO) and continues an interrupted GPS and TRPO
+    # (checkpoints, no summary) from their last checkpoint: nothing trains again, the table is the same
     for run in ("gps", "trpo"):
         (out / run / "summary.json").unlink()
     again = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=900)
@@ -62,7 +58,7 @@ def test_humanoid_terrain_experiment_end_to_end_at_a_tiny_budget(tmp_path: Path)
     assert again.stdout.count("finished, kept (--resume)") == 2
     resumed = json.loads((out / "results.json").read_text())
     assert all(resumed[m]["return_mean"] == table[m]["return_mean"] for m in table)  # the same policies
-    assert resumed["GPS"]["real_steps"] == table["GPS"]["real_steps"] and resumed["TRPO"]["real_steps"] == table["TRPO"]["real_steps"]
+    assert {m: r["real_steps"] for m, r in resumed.items() if "real_steps" in r} == {m: r["real_steps"] for m, r in table.items() if "real_steps" in r}
     # a kept run of other settings is refused before anything runs: exit 2, one line naming the flag
     other = subprocess.run([*cmd[:-2], "--guiding-samples", "3", "--out", str(out), "--resume"], capture_output=True, text=True, timeout=900)
     assert other.returncode == 2 and "--guiding-samples" in other.stderr and len(other.stderr.strip().splitlines()) == 1, other.stderr[-3000:]

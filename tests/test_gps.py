@@ -616,13 +616,15 @@ def test_gps_iteration_returns_a_new_state_and_leaves_the_old_one_as_it_was() ->
 
 def test_gps_compiles_its_optimisers_once_for_runs_of_the_same_settings() -> None:
     """No cache keyed on a run's closures: the jitted maximum-likelihood fit, the Phi optimiser
-    and the value estimate take the policy as a static argument and the input map as a value, so a
+    and the value estimate take the policy as a static argument and the input map as a value, and
+    the task (a static argument of the DDP solve and the rollouts) is one object per settings, so a
     second run with the same settings (a new problem object, new statistics) compiles none of them."""
     from policysearch.algos.gps import loop
+    from policysearch.envs import problems
     from policysearch.envs.systems import TASKS
 
     cfg = GPSConfig(iterations=1, lbfgs_iterations=10, init_iterations=20, ilqr_iterations=30, guiding_samples=6, policy_samples=3)
-    jitted = (loop.fit_max_likelihood, loop.maximise_phi, loop.estimated_value)
+    jitted = (loop.fit_max_likelihood, loop.maximise_phi, loop.estimated_value, problems._guiding_solve, problems._jax_rollouts)
     sizes = []
     for seed in (0, 1):
         problem = JaxTaskProblem(TASKS["arm-reach-dense"](horizon=20), arm_reach_conditions()[:2])

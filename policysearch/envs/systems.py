@@ -16,6 +16,7 @@ Costs (documented terms, all quadratic except where the geometry says otherwise)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Callable
 
 import jax
@@ -105,6 +106,7 @@ def arm_tip(q: jax.Array, lengths: tuple[float, float] = (1.0, 1.0)) -> jax.Arra
     return jnp.stack([l1 * jnp.cos(q[0]) + l2 * jnp.cos(q[0] + q[1]), l1 * jnp.sin(q[0]) + l2 * jnp.sin(q[0] + q[1])])
 
 
+@cache
 def pendulum_swingup(horizon: int = 100, dt: float = 0.05, max_torque: float = 5.0, w_u: float = 0.01, w_T: float = 1000.0) -> Task:
     return Task(
         "pendulum-swingup", rk4(pendulum_ode, dt),
@@ -114,6 +116,7 @@ def pendulum_swingup(horizon: int = 100, dt: float = 0.05, max_torque: float = 5
     )
 
 
+@cache
 def cartpole_swingup(horizon: int = 100, dt: float = 0.05, max_force: float = 10.0, w_u: float = 0.01, w_x: float = 0.1, w_T: float = 1000.0) -> Task:
     return Task(
         "cartpole-swingup", rk4(cartpole_ode, dt),
@@ -123,6 +126,7 @@ def cartpole_swingup(horizon: int = 100, dt: float = 0.05, max_force: float = 10
     )
 
 
+@cache
 def arm_reach(target: tuple[float, float] = (0.5, 1.2), horizon: int = 100, dt: float = 0.02, max_torque: float = 5.0, w_u: float = 0.01, w_T: float = 1000.0) -> Task:
     goal = jnp.asarray(target)
     return Task(
@@ -133,6 +137,7 @@ def arm_reach(target: tuple[float, float] = (0.5, 1.2), horizon: int = 100, dt: 
     )
 
 
+@cache
 def arm_reach_dense(target: tuple[float, float] = (0.5, 1.2), horizon: int = 100, dt: float = 0.02, max_torque: float = 5.0,
                     w_p: float = 1.0, w_v: float = 0.01, w_u: float = 0.01, w_T: float = 10.0) -> Task:
     goal = jnp.asarray(target)
@@ -144,6 +149,9 @@ def arm_reach_dense(target: tuple[float, float] = (0.5, 1.2), horizon: int = 100
     )
 
 
+# Each task is built once per settings (`cache`): the jitted solves and rollouts of `envs.problems`
+# take it as a static argument, keyed on its closures, so a second task of the same settings would
+# compile them again (4-5 s per GPS run on arm-reach-dense, measured 2026-12-03)
 TASKS: dict[str, Callable[..., Task]] = {
     "pendulum-swingup": pendulum_swingup,
     "cartpole-swingup": cartpole_swingup,
