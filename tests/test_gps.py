@@ -333,12 +333,16 @@ def _gps_run_exports_act_as_it_does(run_dir) -> None:
     (["--env", "Swimmer-v5", "--example-samples", "3"], "--example-samples needs an example policy"),
     (["--env", "Swimmer-v5", "--example-noise", "0"], "--example-noise"),
 ])
-def test_cli_gps_bad_input_exits_2(argv: list[str], message: str) -> None:
+def test_cli_gps_bad_input_exits_2(argv: list[str], message: str, tmp_path) -> None:
+    """Refused in one line, and nothing written: a refusal after the run folder was claimed
+    removes the folders the run made."""
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "policysearch.cli", "train", "gps", *argv], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "policysearch.cli", "train", "gps", *argv], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_example_motion_is_the_example_policys_rollout_on_the_real_env() -> None:

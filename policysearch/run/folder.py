@@ -76,11 +76,12 @@ def claim_new_run(run_dir: Path, overwrite: bool, fix: str = "") -> RunLock:
     message ends with `fix`, by default: resume it, pick another folder, or overwrite) unless
     `overwrite`, which removes the run's entries first."""
     check_new_run(run_dir, overwrite, fix)
+    missing = [f for f in (run_dir, *run_dir.parents) if not f.exists()]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the run folder '{run_dir}' ({exc.strerror}): pass another --run-dir") from exc
-    lock = RunLock(run_dir).acquire()
+    lock = RunLock(run_dir, missing[-1] if missing else None).acquire()
     try:
         if holds_run(run_dir):
             check_new_run(run_dir, overwrite, fix)  # again under the lock: another run may have started meanwhile

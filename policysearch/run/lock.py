@@ -22,9 +22,13 @@ LOCK_FILE = ".lock"
 class RunLock:
     """flock(LOCK_EX | LOCK_NB) on run_dir/.lock, released by `release` (or the process's end)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, made: Path | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_FILE
+        self.made = made
+        """The outermost folder the run made for run_dir (run_dir or a parent): `release` removes
+        them again if the run wrote nothing there, so a run refused after the claim (e.g. for an env
+        GPS cannot use) leaves no empty folders behind."""
         self._fd: int | None = None
 
     def acquire(self) -> "RunLock":
@@ -47,6 +51,16 @@ class RunLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            if self.made is not None:
+                try:
+                    if [p.name for p in self.run_dir.iterdir()] == [LOCK_FILE]:  # still under the lock
+                        self.path.unlink()
+                        for folder in (self.run_dir, *self.run_dir.parents):
+                            folder.rmdir()  # OSError where another run wrote there meanwhile
+                            if folder == self.made:
+                                break
+                except OSError:
+                    pass
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
