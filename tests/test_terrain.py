@@ -204,3 +204,19 @@ def test_humanoid_terrain_height_field_health_and_observation() -> None:
     vec = make_env(HUMANOID_SET_ENV_ID, 2, 0)
     assert vec.spec.obs_dim == 45 and vec.spec.action_dim == 17
     vec.close()
+
+
+def test_the_shipped_humanoid_runner_runs_on_a_test_terrain() -> None:
+    """examples/humanoid-runner (the README's example runner, made by its command): a policysearch
+    run folder that `load` reads, acting on the terrain task's 45-entry observation, and running
+    300 steps on unseen test terrain 101 from the default start (it ran all 500 there)."""
+    from pathlib import Path
+
+    from policysearch.envs.terrain import HUMANOID_ENV_ID, HUMANOID_FLAT_ENV_ID
+    from policysearch.run.evaluation import run_from_default_start
+    from policysearch.run.snapshot import load
+
+    runner = load(Path(__file__).resolve().parents[1] / "examples" / "humanoid-runner")
+    assert runner.spec.env_id == HUMANOID_FLAT_ENV_ID and runner.spec.obs_dim == 45
+    result = run_from_default_start(lambda t, obs, x: runner.act(obs), HUMANOID_ENV_ID, 300, terrain_seed=101)
+    assert result["steps"] == 300 and not result["terminated"] and result["x_travelled"] > 2.0, result
