@@ -246,6 +246,8 @@ class MujocoProblem:
         self._own: set[int] = set()  # conditions whose example_u is iLQR's own solution from there (example_x0)
         require(not len(example_x0) or len(example_x0) == len(example_u) == len(self.conditions),
                 f"{len(example_x0)} start states for {len(example_u)} controls and {len(self.conditions)} conditions: give one of each per condition")
+        require(not len(example_x0) or all(len(u) == horizon for u in example_u),
+                f"saved controls of {sorted({len(u) for u in example_u})} steps for --horizon {horizon}: give {horizon} per condition")
         if segments > 1:
             self._segment(example, example_u, example_x0)
             return
@@ -265,7 +267,6 @@ class MujocoProblem:
         length, self._example_u = self.segments * self.horizon, {}
         if len(example_x0):
             for c, (x, u) in enumerate(zip(example_x0, example_u)):
-                require(len(u) == self.horizon, f"the saved controls of condition {c} have {len(u)} steps, not --horizon {self.horizon}")
                 self.conditions[c], self._example_u[c] = np.asarray(x, np.float64), np.asarray(u, np.float64)
             self._own = set(range(len(self.conditions)))
             return
