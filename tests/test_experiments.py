@@ -59,6 +59,7 @@ def test_humanoid_terrain_experiment_end_to_end_at_a_tiny_budget(tmp_path: Path)
     resumed = json.loads((out / "results.json").read_text())
     assert all(resumed[m]["return_mean"] == table[m]["return_mean"] for m in table)  # the same policies
     assert {m: r["real_steps"] for m, r in resumed.items() if "real_steps" in r} == {m: r["real_steps"] for m, r in table.items() if "real_steps" in r}
+    assert all(resumed[m] == table[m] for m in ("example", "PPO", "DDP", "TBDP"))  # kept runs: their rows as they were, seconds too
     # a kept run of other settings is refused before anything runs: exit 2, one line naming the flag
     other = subprocess.run([*cmd[:-2], "--guiding-samples", "3", "--out", str(out), "--resume"], capture_output=True, text=True, timeout=900)
     assert other.returncode == 2 and "--guiding-samples" in other.stderr and len(other.stderr.strip().splitlines()) == 1, other.stderr[-3000:]
