@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import special
 
+from policysearch.core import merge_kernel
 from policysearch.core.forward import mlp
-from policysearch.core.normalize import NormConfig, NormState, RunningStats
+from policysearch.core.normalize import NormConfig, NormState, RunningStats, normalize, update_stats
 from policysearch.core.policies import Policy
 from policysearch.envs import make_env
 from policysearch.envs.rollout import Collector, host_arrays, host_params, jax_policy_step, policy_step
@@ -47,12 +48,13 @@ def test_numpy_step_matches_the_jitted_step(kind: str, clip: float | None) -> No
     raw = rng.normal(scale=3.0, size=(8, 5)).astype(np.float32)
     noise = np.asarray(policy.noise(jax.random.key(1), (8,)))
     ref = jax_policy_step(policy, params, RunningStats(*map(jnp.asarray, stats)), raw, noise, update=True, clip=clip)
-    got = policy_step(policy, host_params(params), stats, raw, noise, True, clip)
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
-        if kind == "categorical" and np.asarray(b).dtype.kind == "i":
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-        else:
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-6, atol=2e-6)
+    for merge in {None, merge_kernel.compiled()}:  # the NumPy merge, and the compiled one where Numba is installed
+        got = policy_step(policy, host_params(params), stats, raw, noise, True, clip, merge=merge)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+            if kind == "categorical" and np.asarray(b).dtype.kind == "i":
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            else:
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-6, atol=2e-6)
 
 
 def test_noise_gives_the_policy_distribution() -> None:
@@ -79,6 +81,56 @@ def test_noise_gives_the_policy_distribution() -> None:
     np.testing.assert_allclose(actions.std(axis=0), np.exp(-0.7), rtol=1e-2)
 
 
+@pytest.mark.parametrize("n,d", [(1, 1), (8, 11), (33, 45)])
+def test_merge_kernel_is_the_numpy_merge_bit_for_bit(n: int, d: int) -> None:
+    """The compiled merge and standardisation give exactly `update_stats` then `normalize` over
+    NumPy: statistics of mixed scales, observations beyond the clip on both sides, a NaN passed
+    through, a first merge from the initial count and many merges in a row."""
+    kernel = merge_kernel.compiled()
+    if kernel is None:
+        pytest.skip("Numba is not installed (the `fast` extra)")
+    rng = np.random.default_rng(n * 100 + d)
+    stats = _random_stats(d, rng)
+    ref = stats
+    for step in range(20):
+        raw = (rng.normal(size=(n, d)) * rng.choice([1e-3, 1.0, 30.0, 1e3], size=d)).astype(np.float32)
+        if step == 0:
+            raw[0], raw[-1] = 1e6, (-1e6 if n > 1 else 1e6)  # beyond the clip on both sides
+        if step == 3:
+            raw[0, 0] = np.nan if n > 1 else raw[0, 0]
+        ref = update_stats(ref, raw, None, np)
+        want = normalize(ref, raw, 2.0, np)
+        mean, var, count, obs = kernel(stats.mean, stats.var, np.float32(stats.count), raw, np.float32(2.0))
+        stats = RunningStats(mean, var, np.float32(count))
+        for got, exp in ((obs, want), (mean, ref.mean), (var, ref.var), (np.float32(count), ref.count)):
+            np.testing.assert_array_equal(got, exp)
+        if step == 3 and n > 1:  # a NaN ruins its column's statistics in both; start them again
+            stats = ref = _random_stats(d, rng)
+        assert step != 0 or (obs.max() == 2.0 and (n == 1 or obs.min() == -2.0))  # the clip was reached
+
+
+def test_numba_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLICYSEARCH_NUMBA", "0")
+    assert merge_kernel.compiled.__wrapped__() is None
+
+
+def test_a_seeded_batch_is_the_same_with_or_without_numba() -> None:
+    """The rollout with the compiled merge (the default) and with the NumPy one (what runs without
+    Numba, or with POLICYSEARCH_NUMBA=0) collects the very same batch and statistics."""
+    if merge_kernel.compiled() is None:
+        pytest.skip("Numba is not installed (the `fast` extra)")
+    out = []
+    for step in ("fast", "numpy"):
+        env = make_env("Hopper-v5", 4, seed=3)
+        policy = Policy(env.spec.obs_dim, env.spec.action_dim, env.spec.action_kind)
+        collector = Collector(env, policy, NormConfig(), 0.99, step=step)
+        batch, norm, _ = collector.collect(policy.init(jax.random.key(0)), NormState.create(policy.obs_dim, 4), jax.random.key(1), 50)
+        env.close()
+        out.append((batch, norm))
+    for a, b in zip(*(jax.tree.leaves(o) for o in out)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 @pytest.mark.parametrize("env_id", ["Hopper-v5", "CartPole-v1"])
 def test_collector_batch_with_the_numpy_step_is_the_reference_batch(env_id: str) -> None:
     """Two consecutive batches (the second starting where the first left off, statistics carried,
@@ -86,7 +138,7 @@ def test_collector_batch_with_the_numpy_step_is_the_reference_batch(env_id: str)
     episodes (dones, valid rows, categorical actions identical) and the same numbers to float32
     rounding; the carried observation statistics and reward scaling agree too."""
     out = {}
-    for step in ("numpy", "jax"):
+    for step in ("fast", "jax"):
         env = make_env(env_id, 4, seed=11)
         spec = env.spec
         policy = Policy(spec.obs_dim, spec.action_dim, spec.action_kind)
@@ -98,7 +150,7 @@ def test_collector_batch_with_the_numpy_step_is_the_reference_batch(env_id: str)
             batches.append(batch)
         env.close()
         out[step] = (batches, norm, key)
-    (fast, fast_norm, fast_key), (ref, ref_norm, ref_key) = out["numpy"], out["jax"]
+    (fast, fast_norm, fast_key), (ref, ref_norm, ref_key) = out["fast"], out["jax"]
     assert np.array_equal(np.asarray(jax.random.key_data(fast_key)), np.asarray(jax.random.key_data(ref_key)))
     for a, b in zip(fast, ref):
         for name in ("terminated", "truncated", "valid"):

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from policysearch.algos.base import Batch
+from policysearch.core import merge_kernel
 from policysearch.core.forward import categorical_action, dense_layers, gaussian_action, mlp
 from policysearch.core.normalize import NormConfig, NormState, RunningStats, normalize, scale_rewards, update_stats
 from policysearch.core.policies import Policy, PolicyParams
@@ -42,15 +43,21 @@ def _untimed(phase: str) -> ContextManager[None]:
 
 def policy_step(
     policy: Policy, params: PolicyParams, obs_stats: RunningStats, raw_obs: Any, noise: Any,
-    update: bool, clip: float | None, xp: Any = np,
+    update: bool, clip: float | None, xp: Any = np, merge: merge_kernel.Kernel | None = None,
 ) -> tuple[Any, Any, RunningStats]:
     """Normalise raw_obs[N, d] (merging it into the statistics first when `update`; no
     normalisation when clip is None) and act with the given noise (`Policy.noise`; zeros give the
-    deterministic action). Returns (obs as the policy saw it, action, obs_stats)."""
+    deterministic action). Returns (obs as the policy saw it, action, obs_stats). `merge`
+    (`merge_kernel.compiled()`, over NumPy and float32 only) does the merge and normalisation in
+    one compiled call: the same numbers bit for bit."""
     if clip is not None:
-        if update:
-            obs_stats = update_stats(obs_stats, raw_obs, None, xp)
-        obs = normalize(obs_stats, raw_obs, clip, xp)
+        if merge is not None and update:
+            mean, var, count, obs = merge(obs_stats.mean, obs_stats.var, np.float32(obs_stats.count), raw_obs, np.float32(clip))
+            obs_stats = RunningStats(mean, var, np.float32(count))
+        else:
+            if update:
+                obs_stats = update_stats(obs_stats, raw_obs, None, xp)
+            obs = normalize(obs_stats, raw_obs, clip, xp)
     else:
         obs = raw_obs
     out = mlp(params.actor, obs, policy.activation, xp)
@@ -110,10 +117,11 @@ class EpisodeTracker:
 
 class Collector:
     """Steps a VecEnv with a policy, carrying the env's last observation between batches. `step`
-    chooses how `policy_step` runs: "numpy" (the default, fastest on a CPU) or "jax" (jitted,
-    the reference)."""
+    chooses how `policy_step` runs: "fast" (the default: NumPy, its statistics merge compiled by
+    Numba where installed), "numpy" (NumPy alone) or "jax" (jitted, the reference)."""
 
-    def __init__(self, env: VecEnv, policy: Policy, norm: NormConfig, gamma: float, step: Literal["numpy", "jax"] = "numpy") -> None:
+    def __init__(self, env: VecEnv, policy: Policy, norm: NormConfig, gamma: float,
+                 step: Literal["fast", "numpy", "jax"] = "fast") -> None:
         self.env, self.policy, self.norm, self.gamma, self.step = env, policy, norm, gamma, step
         self.obs = env.reset()
         self.prev_done = np.zeros(env.num_envs, bool)
@@ -134,10 +142,10 @@ class Collector:
         with times("policy"):
             key, sub = jax.random.split(key)
             noise = policy.noise(sub, (num_steps, n))
-            if self.step == "numpy":
+            if self.step != "jax":
                 noise, obs_stats = host_arrays((noise, norm_state.obs))
-                step_params = host_params(params)
-                step = partial(policy_step, policy, step_params, update=True, clip=clip)
+                merge = merge_kernel.compiled() if self.step == "fast" else None
+                step = partial(policy_step, policy, host_params(params), update=True, clip=clip, merge=merge)
             else:
                 obs_stats = norm_state.obs
                 step = partial(jax_policy_step, policy, params, update=True, clip=clip)
