@@ -66,6 +66,20 @@ def test_phase_off_a_terminal_prints_a_line_when_it_starts_advances_and_ends() -
     assert re.fullmatch(r"fitting: done in \d+\.\d s", lines[-1])
 
 
+def test_a_phase_ended_by_an_exception_does_not_say_done() -> None:
+    console = Console(width=80, file=io.StringIO())
+    with pytest.raises(ValueError):
+        with phase("building conditions", console=console):
+            raise ValueError("bad start")
+    with pytest.raises(KeyboardInterrupt):
+        with Phases(console=console) as phases:
+            phases("solves", 0, None)
+            raise KeyboardInterrupt
+    lines = console.file.getvalue().splitlines()
+    assert lines[0] == "building conditions ..." and re.fullmatch(r"building conditions: stopped after \d+\.\d s", lines[1]), lines
+    assert lines[2] == "solves ..." and lines[3].startswith("solves: stopped after "), lines
+
+
 def test_phases_follow_a_cores_reports_and_disabled_print_nothing() -> None:
     console = Console(width=80, file=io.StringIO())
     with Phases(console=console, every=0) as phases:

@@ -186,8 +186,9 @@ class TrainProgress:
             parts.append(f"ETA {eta(elapsed, self._done, self._start, self.total)}")
         return " ".join(parts) + (f"  ({self._detail})" if self._detail else "")
 
-    def stop(self) -> None:
-        """End the display (its final state stays on the console); later calls do nothing."""
+    def stop(self, failed: bool = False) -> None:
+        """End the display (its final state stays on the console); later calls do nothing.
+        `failed`: the phase ended by an exception, so an opaque call's line says so, not "done"."""
         if not self.enabled or not self._running:
             return
         self._running = False
@@ -195,12 +196,12 @@ class TrainProgress:
         if self._live:
             self._progress.stop()
         elif self.total is None:
-            self._line(f"{self.title}: done in {elapsed:.1f} s")
+            self._line(f"{self.title}: {'stopped after' if failed else 'done in'} {elapsed:.1f} s")
         else:
             self._line(f"{self.title}: {self._count()} in {elapsed:.1f} s" + (f"  ({self._detail})" if self._detail else ""))
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
+        self.stop(failed=exc_type is not None)
 
 
 def phase(title: str, total: int | None = None, enabled: bool = True, unit: str = "", console: Console | None = None,
@@ -235,13 +236,13 @@ class Phases:
         else:
             self._bar.advance(done, detail=detail)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         if self._bar is not None:
-            self._bar.stop()
+            self._bar.stop(failed)
         self._name, self._bar = None, None
 
     def __enter__(self) -> "Phases":
         return self
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        self.close(failed=exc_type is not None)
