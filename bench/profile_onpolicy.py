@@ -5,10 +5,12 @@ no policy).
     python bench/profile_onpolicy.py [--steps 65536] [--env Hopper-v5] [--num-envs 8] [--peers]
 
 For each algorithm one run of `--steps` steps with `--profile` (`policysearch.run.timing`: the
-first update, which compiles, is left out), then one table: ms per update of each phase (env
-stepping, policy forward pass with the copy of its outputs, the rest of the rollout's per-step
-work, the batch's transfer to the device, the update, logging, checkpoints), the steps/s of the
-run and its ratio to the env-only rate, and the rollout's time (env stepping, policy, the rest of
+first update, which compiles, is left out), each followed by one more env-only run; then one
+table: ms per update of each phase (env stepping, policy forward pass with the copy of its
+outputs, the rest of the rollout's per-step work, the batch's transfer to the device, the update,
+logging, checkpoints), the steps/s of the run and its ratio to the env-only rate (the best
+env-only run, and the mean of the two just before and after the run: this host's env-only rate
+moves by a third between runs a few seconds apart), and the rollout's time (env stepping, policy, the rest of
 the per-step work) against the env-only time of the same steps. With `--peers` (Hopper-v5 and 8
 envs only; `pip install -e '.[bench]'`), Stable-Baselines3's PPO and sb3-contrib's TRPO then train
 `--peer-steps` steps each with the arguments `ppo_vs_sb3.py` and `trpo_vs_sb3.py` match to our
@@ -77,19 +79,25 @@ def main() -> None:
         p.error("--peers compares on the peers' benchmark task: Hopper-v5 with 8 envs")
     print(f"# {args.env}, {args.num_envs} envs, {args.steps:,} steps per run; {os.cpu_count()} cores; load average {load_average()}")
     rates = [env_only_rate(args.env, args.num_envs, args.steps, args.seed) for _ in range(3)]
-    limit = max(rates)  # the machine's limit: the best of three (a run beside a busy neighbour is slower, not faster)
-    results = {}
+    results, beside = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for algo in args.algos:
             results[algo] = profile(algo, args.env, args.num_envs, args.steps, args.seed, Path(tmp) / algo)
+            rates.append(env_only_rate(args.env, args.num_envs, args.steps, args.seed))
+            beside[algo] = (rates[-2] + rates[-1]) / 2  # the env-only runs just before and just after this one
+    limit = max(rates)  # the machine's limit: the best env-only run (a run beside a busy neighbour is slower, not faster)
     phases = [k for k in next(iter(results.values())) if k not in ("total", "updates", "steps", "steps_per_second", "env_steps_per_second")]
-    print(f"env stepping alone (EnvPool, random actions): {limit:,.0f} steps/s (best of {', '.join(f'{r:,.0f}' for r in rates)})")
+    print(f"env stepping alone (EnvPool, random actions): {limit:,.0f} steps/s, the best of {len(rates)} runs: three first, "
+          f"then one after each algorithm ({', '.join(f'{r:,.0f}' for r in rates)})")
     print(f"{'ms per update':<16}" + "".join(f"{a:>10}" for a in results))
     for phase in phases:
         print(f"{phase:<16}" + "".join(f"{1000 * r.get(phase, 0.0) / max(1, r['updates']):>10.1f}" for r in results.values()))
     print(f"{'total':<16}" + "".join(f"{1000 * r['total'] / max(1, r['updates']):>10.1f}" for r in results.values()))
     print(f"{'steps/s':<16}" + "".join(f"{r['steps_per_second']:>10,.0f}" for r in results.values()))
-    print(f"{'x env-only':<16}" + "".join(f"{r['steps_per_second'] / limit:>10.2f}" for r in results.values()))
+    print(f"{'x env-only':<16}" + "".join(f"{r['steps_per_second'] / limit:>10.2f}" for r in results.values())
+          + "  (against the best env-only run)")
+    print(f"{'x env beside':<16}" + "".join(f"{r['steps_per_second'] / beside[a]:>10.2f}" for a, r in results.items())
+          + "  (against the mean of the env-only runs just before and after this algorithm's)")
     print(f"{'env in the run':<16}" + "".join(f"{r['env_steps_per_second']:>10,.0f}" for r in results.values()) + "  (steps/s over the env phase)")
     rollout = {a: sum(r.get(k, 0.0) for k in ("env", "policy", "rollout other")) / max(1, r["updates"]) for a, r in results.items()}
     print(f"{'rollout x env':<16}" + "".join(f"{rollout[a] * limit / r['steps'] * r['updates']:>10.2f}" for a, r in results.items())
