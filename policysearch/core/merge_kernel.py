@@ -9,9 +9,10 @@ For a batch x[n, d] and statistics (mean, var, count), per column j (Chan et al.
     mean_j' = mean_j + delta w,   var_j' = (var_j count + v n + delta^2 (count w)) / N
     o_ij = clip((x_ij - mean_j') / sqrt(var_j' + eps), -clip, clip)
 
-Why: the NumPy path is about 25 small array operations, 26 us for Hopper's [8, 11] batch alone and
-about three times that in the loop, where EnvPool's worker threads spin on the cores between
-steps; this kernel is one call of about 1 us. Measured in the rollout (`bench/rollout_vs_env.py`):
+Why: the NumPy path is about 25 small array operations, 16 us for Hopper's [8, 11] batch alone
+(of the step's 26 us) and about three times that in the loop, where EnvPool's worker threads spin
+on the cores between steps; this kernel is one call of 2.3 us (2026-12-03, Intel Xeon, beside a
+training run). Measured in the rollout (`bench/rollout_vs_env.py`):
 see the README's speed section. Where Numba is missing, or `POLICYSEARCH_NUMBA=0`, `compiled()` is
 None and the rollout keeps the NumPy path (`envs.rollout.policy_step`).
 """

@@ -3,10 +3,11 @@ touches environments.
 
 The batch's sampling noise is drawn in one JAX call (`Policy.noise`); each vector step then
 normalises the observations, updates their running statistics and computes the actions of all N
-envs in one call of `policy_step`, written once over an array module: NumPy by default (30-40 us
+envs in one call of `policy_step`, written once over an array module: NumPy by default (26 us
 for 8 Hopper observations through 64x64 layers on the 2-core machine, against 275-380 us per
-jitted call in a training run: `bench/rollout_vs_env.py`), the
-same function jitted over jax.numpy as the reference (`Collector(..., step="jax")`, what the tests
+jitted call in a training run: `bench/rollout_vs_env.py`), with the statistics merge and the
+standardisation one Numba-compiled call where Numba is installed (`core.merge_kernel`); the
+same function jitted over jax.numpy is the reference (`Collector(..., step="jax")`, what the tests
 compare against). The log-probabilities and values of the whole batch come after, from one jitted
 call (`score_batch`), so the per-step work is the actor alone.
 """
