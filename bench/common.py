@@ -149,6 +149,30 @@ def fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
+def env_only_rate(env_id: str, num_envs: int, steps: int, seed: int = 0) -> float:
+    """Steps/s of the env stepping alone: EnvPool with the training run's envs and threads,
+    uniform random actions drawn beforehand (so the loop is the step call alone), on envs made
+    for this call and closed after it (`profile_onpolicy.py`, `rollout_vs_env.py`)."""
+    import numpy as np
+
+    from policysearch.envs import make_env
+
+    env = make_env(env_id, num_envs, seed)
+    env.reset()
+    rng = np.random.default_rng(seed)
+    low, high = env.action_low, env.action_high
+    n = steps // num_envs
+    actions = rng.uniform(low, high, (min(n, 256), num_envs, len(low))).astype(np.float32)
+    for t in range(50):  # warm-up
+        env.step(actions[t % len(actions)])
+    t0 = time.perf_counter()
+    for t in range(n):
+        env.step(actions[t % len(actions)])
+    seconds = time.perf_counter() - t0
+    env.close()
+    return n * num_envs / seconds
+
+
 def load_average() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg()) + " (1/5/15 min)"
 

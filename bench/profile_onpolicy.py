@@ -25,34 +25,11 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load_average  # noqa: E402
-
-
-def env_only_rate(env_id: str, num_envs: int, steps: int, seed: int = 0) -> float:
-    """Steps/s of the env stepping alone: EnvPool with the training run's envs and threads,
-    uniform random actions drawn beforehand (so the loop is the step call alone)."""
-    from policysearch.envs import make_env
-
-    env = make_env(env_id, num_envs, seed)
-    env.reset()
-    rng = np.random.default_rng(seed)
-    low, high = env.action_low, env.action_high
-    n = steps // num_envs
-    actions = rng.uniform(low, high, (min(n, 256), num_envs, len(low))).astype(np.float32)
-    for t in range(50):  # warm-up
-        env.step(actions[t % len(actions)])
-    t0 = time.perf_counter()
-    for t in range(n):
-        env.step(actions[t % len(actions)])
-    seconds = time.perf_counter() - t0
-    env.close()
-    return n * num_envs / seconds
+from common import env_only_rate, load_average  # noqa: E402
 
 
 def profile(algo: str, env_id: str, num_envs: int, steps: int, seed: int, run_dir: Path) -> dict:

@@ -5,11 +5,11 @@
 Each round times, one right after the other on the same kind of EnvPool envs (same count and
 threads), each on envs of its own made for it and closed after it, so that no other envs' threads
 are alive during a timed span, in an order that turns each round: `--steps` steps of the env alone
-with uniform random actions drawn beforehand (after 20 warm-up steps), a `Collector.collect` of as
-many steps with the default step ("fast": NumPy, the statistics merge compiled by Numba), and one
-with NumPy alone ("numpy": what runs without Numba), each after one warm-up batch. The policy is a
-fresh 64x64 actor-critic with observation normalisation and reward scaling on. Printed: the median
-over rounds of each one's time and of its ratio to the env-only time of the same round. The
+with uniform random actions drawn beforehand (`common.env_only_rate`, after 50 warm-up steps), a
+`Collector.collect` of as many steps with the default step ("fast": NumPy, the statistics merge
+compiled by Numba), and one with NumPy alone ("numpy": what runs without Numba), each after one
+warm-up batch. The policy is a fresh 64x64 actor-critic with observation normalisation and
+reward scaling on. Printed: the median over rounds of each one's time and of its ratio to the env-only time of the same round. The
 issue's target for the rollout is <= 1.1x. `--jax` then runs, in rounds of their own, the jitted
 jax.numpy step (one JAX dispatch per vector step, as every rollout was before) against the env
 alone: it is not in the same rounds because the env-only runs that follow it were slower (14,000
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load_average  # noqa: E402
+from common import env_only_rate, load_average  # noqa: E402
 
 
 def main() -> None:
@@ -50,25 +50,15 @@ def main() -> None:
     print(f"# {args.env}, {args.num_envs} envs, {args.steps:,} steps per batch, {args.rounds} rounds; load average {load_average()}")
     T = args.steps // args.num_envs
     probe = make_env(args.env, 1, 0)
-    low, high, spec = probe.action_low, probe.action_high, probe.spec
+    spec = probe.spec
     probe.close()
-    actions = np.random.default_rng(0).uniform(low, high, (T + 20, args.num_envs, len(low))).astype(np.float32)
     policy = Policy(spec.obs_dim, spec.action_dim, spec.action_kind)
     params = policy.init(jax.random.key(0))
     labels = {"env only": "env stepping alone", "fast": "rollout, default step", "numpy": "rollout, NumPy alone",
               "jax": "rollout, jitted step"}
 
     def env_only() -> float:
-        env = make_env(args.env, args.num_envs, 0)
-        env.reset()
-        for t in range(20):  # warm-up
-            env.step(actions[T + t])
-        t0 = time.perf_counter()
-        for t in range(T):
-            env.step(actions[t])
-        seconds = time.perf_counter() - t0
-        env.close()
-        return seconds
+        return T * args.num_envs / env_only_rate(args.env, args.num_envs, args.steps)
 
     def rollout(step: str) -> float:
         env = make_env(args.env, args.num_envs, 0)
