@@ -447,3 +447,47 @@ def test_a_signal_inside_a_deferred_step_is_raised_at_its_end() -> None:
         signals._received.clear()
         signal.signal(signal.SIGTERM, previous[0])
         signal.signal(signal.SIGINT, previous[1])
+
+
+def test_a_signal_swallowed_by_a_finaliser_is_not_printed_and_still_stops() -> None:
+    """SIGINT while a finaliser or a gc callback runs (JAX has one): Python swallows the exception
+    the handler raises there and would print it as "Exception ignored in" with a traceback. The run
+    prints nothing for it, and `raise_if_stopped` stops it at the next update; any other swallowed
+    exception is still printed."""
+    import gc
+
+    from policysearch.run import signals
+
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT), sys.unraisablehook
+    printed: list[BaseException] = []
+    sys.unraisablehook = lambda unraisable: printed.append(unraisable.exc_value)  # stands for Python's, which prints
+    signals.install()
+
+    class Finalised:
+        def __init__(self, action) -> None:
+            self.action = action
+
+        def __del__(self) -> None:
+            self.action()
+
+    def signalled() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs (and raises) inside the finaliser
+
+    def failing() -> None:
+        raise ValueError("a real bug in a finaliser")
+
+    try:
+        Finalised(signalled)
+        gc.collect()
+        assert signals._received == [signal.SIGINT]
+        with pytest.raises(signals.Stopped):
+            signals.raise_if_stopped()
+        Finalised(failing)
+        gc.collect()
+        assert [type(e) for e in printed] == [ValueError]
+    finally:
+        signals._received.clear()
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+        sys.unraisablehook = previous[2]

@@ -6,12 +6,20 @@ The handlers raise at once (a run stopped during start-up or compilation ends th
 record the signal, and the training loops call `raise_if_stopped` between updates: a signal whose
 exception was swallowed on the way (by a library callback that catches everything) still stops
 the run at the next update instead of letting it train to the end.
+
+Where Python itself swallows the exception (the signal arrived while a finaliser or a garbage
+collector callback ran, such as JAX's `_xla_gc_callback`), it would print "Exception ignored in"
+and a traceback before the run's one line; `install` sets a `sys.unraisablehook` that drops
+`Stopped` there (it was recorded, and is raised again) and passes anything else to the hook it
+replaced. Seen once in the test suite (2026-12-04): SIGINT during start-up, exit 130 as it should,
+but eight lines on stderr instead of one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Iterator
@@ -56,11 +64,26 @@ def deferred() -> Iterator[None]:
 
 
 def install() -> None:
-    """SIGINT and SIGTERM raise `Stopped` (main thread only; elsewhere Python keeps its own)."""
+    """SIGINT and SIGTERM raise `Stopped` (main thread only; elsewhere Python keeps its own), and
+    a `Stopped` that Python swallows is not printed (`_unraisable`)."""
     _received.clear()
     if threading.current_thread() is threading.main_thread():
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, _handler)
+        if not isinstance(sys.unraisablehook, _Unraisable):
+            sys.unraisablehook = _Unraisable(sys.unraisablehook)
+
+
+class _Unraisable:
+    """sys.unraisablehook: silent for a `Stopped` (recorded by the handler, raised again by
+    `raise_if_stopped`), the previous hook for anything else."""
+
+    def __init__(self, previous: object) -> None:
+        self.previous = previous
+
+    def __call__(self, unraisable: object) -> None:
+        if not isinstance(getattr(unraisable, "exc_value", None), Stopped):
+            self.previous(unraisable)  # type: ignore[operator]
 
 
 def raise_if_stopped() -> None:
