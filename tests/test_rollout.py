@@ -1,5 +1,5 @@
-"""The rollout's fast path against its reference: the NumPy `policy_step` against the same function
-jitted over jax.numpy, the forward pass against Flax's, and the whole batch a `Collector` gathers
+"""The rollout's fast path against its reference: its per-step call (`HostStep`, NumPy with the
+compiled merge or without) against `policy_step` over NumPy bit for bit and jitted over jax.numpy, the forward pass against Flax's, and the whole batch a `Collector` gathers
 with the NumPy step against the one it gathers with the jitted step, on real envs."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from policysearch.core.forward import mlp
 from policysearch.core.normalize import NormConfig, NormState, RunningStats, normalize, update_stats
 from policysearch.core.policies import Policy
 from policysearch.envs import make_env
-from policysearch.envs.rollout import Collector, host_arrays, host_params, jax_policy_step, policy_step
+from policysearch.envs.rollout import Collector, HostStep, host_arrays, host_params, jax_policy_step, policy_step
 
 
 def _random_stats(d: int, rng: np.random.Generator) -> RunningStats:
@@ -36,11 +36,23 @@ def test_forward_pass_is_flax_dense_bit_for_bit(activation: str) -> None:
     np.testing.assert_allclose(mlp(host_arrays(params.actor), np.asarray(obs), activation), np.asarray(flax_out), rtol=1e-5, atol=1e-6)
 
 
+def _host_steps(policy: Policy, params, stats: RunningStats, raw: np.ndarray, noise: np.ndarray, clip: float | None,
+                merge) -> tuple[np.ndarray, np.ndarray, RunningStats]:
+    """`HostStep` over raw[T, N, d] with noise[T, N, ...]: (obs[T], actions[T], final statistics)."""
+    step = HostStep(policy, params, stats, clip, merge)
+    obs = np.zeros(raw.shape, np.float32)
+    actions = np.zeros(noise.shape if policy.kind == "gaussian" else noise.shape[:2], np.float32 if policy.kind == "gaussian" else np.int32)
+    for t in range(len(raw)):
+        step(raw[t], noise[t], obs[t], actions[t])
+    return obs, actions, step.stats()
+
+
 @pytest.mark.parametrize("kind", ["gaussian", "categorical"])
 @pytest.mark.parametrize("clip", [None, 10.0])
-def test_numpy_step_matches_the_jitted_step(kind: str, clip: float | None) -> None:
+def test_host_step_matches_the_jitted_step(kind: str, clip: float | None) -> None:
     """One vector step (statistics merged, observations standardised, actions from given noise):
-    NumPy and jitted jax.numpy agree to float32 rounding, the categorical choices exactly."""
+    the rollout's `HostStep` (NumPy, with and without the compiled merge) and the jitted jax.numpy
+    `policy_step` agree to float32 rounding, the categorical choices exactly."""
     rng = np.random.default_rng(0)
     policy = Policy(5, 4, kind)
     params = policy.init(jax.random.key(0))
@@ -49,12 +61,38 @@ def test_numpy_step_matches_the_jitted_step(kind: str, clip: float | None) -> No
     noise = np.asarray(policy.noise(jax.random.key(1), (8,)))
     ref = jax_policy_step(policy, params, RunningStats(*map(jnp.asarray, stats)), raw, noise, update=True, clip=clip)
     for merge in {None, merge_kernel.compiled()}:  # the NumPy merge, and the compiled one where Numba is installed
-        got = policy_step(policy, host_params(params), stats, raw, noise, True, clip, merge=merge)
+        obs, actions, got_stats = _host_steps(policy, params, stats, raw[None], noise[None], clip, merge)
+        got = (obs[0], actions[0], got_stats if clip is not None else stats)
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
             if kind == "categorical" and np.asarray(b).dtype.kind == "i":
                 np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
             else:
                 np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+@pytest.mark.parametrize("clip", [None, 10.0])
+def test_host_step_is_policy_step_over_numpy_bit_for_bit(kind: str, clip: float | None) -> None:
+    """Twenty steps in a row: `HostStep`'s in-place call (the merge compiled where Numba is
+    installed, and NumPy's) gives exactly the observations, actions and statistics of
+    `policy_step` over NumPy carried step by step."""
+    rng = np.random.default_rng(1)
+    policy = Policy(6, 3, kind, activation="relu")
+    params = policy.init(jax.random.key(2))
+    stats = _random_stats(6, rng)
+    raw = (rng.normal(size=(20, 8, 6)) * np.array([1e-3, 1.0, 30.0, 1e3, 1.0, 5.0])).astype(np.float32)
+    noise = np.asarray(policy.noise(jax.random.key(3), (20, 8)))
+    want_stats, want = stats, []
+    for t in range(20):
+        obs, action, want_stats = policy_step(policy, host_params(params), want_stats, raw[t], noise[t], True, clip)
+        want.append((obs, action))
+    for merge in {None, merge_kernel.compiled()}:
+        obs, actions, got_stats = _host_steps(policy, params, stats, raw, noise, clip, merge)
+        np.testing.assert_array_equal(obs, np.stack([w[0] for w in want]))
+        np.testing.assert_array_equal(actions, np.stack([w[1] for w in want]).astype(actions.dtype))
+        if clip is not None:
+            for a, b in zip(got_stats, want_stats):
+                np.testing.assert_array_equal(np.float32(a), np.float32(b))
 
 
 def test_noise_gives_the_policy_distribution() -> None:
@@ -100,7 +138,8 @@ def test_merge_kernel_is_the_numpy_merge_bit_for_bit(n: int, d: int) -> None:
             raw[0, 0] = np.nan if n > 1 else raw[0, 0]
         ref = update_stats(ref, raw, None, np)
         want = normalize(ref, raw, 2.0, np)
-        mean, var, count, obs = kernel(stats.mean, stats.var, np.float32(stats.count), raw, np.float32(2.0))
+        mean, var, obs = stats.mean.copy(), stats.var.copy(), np.full((n, d), np.nan, np.float32)
+        count = kernel(mean, var, np.float32(stats.count), raw, np.float32(2.0), obs)  # mean, var and obs in place
         stats = RunningStats(mean, var, np.float32(count))
         for got, exp in ((obs, want), (mean, ref.mean), (var, ref.var), (np.float32(count), ref.count)):
             np.testing.assert_array_equal(got, exp)
@@ -164,3 +203,35 @@ def test_collector_batch_with_the_numpy_step_is_the_reference_batch(env_id: str)
                 np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-4, err_msg=name)
     for a, b in zip(jax.tree.leaves(fast_norm), jax.tree.leaves(ref_norm)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+
+def test_episode_tracker_matches_the_step_by_step_sums() -> None:
+    """Episodes that end anywhere in a batch, several in one env, some carried over from the batch
+    before, on auto-reset (invalid) rows: the vectorised `EpisodeTracker.record` gives the episodes
+    of summing step by step, in the same order (by step, then env), the lengths exactly and the
+    returns to float64 rounding."""
+    from policysearch.envs.rollout import EpisodeTracker
+
+    rng = np.random.default_rng(4)
+    n, tracker = 5, EpisodeTracker(5)
+    returns, lengths, want = np.zeros(n), np.zeros(n, np.int64), []
+    prev_done = np.zeros(n, bool)
+    for _ in range(4):
+        rewards = rng.normal(scale=10.0, size=(40, n)).astype(np.float32)
+        dones = rng.random((40, n)) < 0.1
+        valid = np.concatenate([~prev_done[None], ~dones[:-1]])
+        for t in range(40):  # the reference: the loop it replaced
+            returns += rewards[t] * valid[t]
+            lengths += valid[t]
+            for i in np.flatnonzero(dones[t] & valid[t]):
+                want.append((returns[i], lengths[i]))
+                returns[i], lengths[i] = 0.0, 0
+        tracker.record(rewards, dones, valid)
+        prev_done = dones[-1]
+    got = tracker.pop()
+    assert len(got) == len(want) > 20
+    assert [k for _, k in got] == [int(k) for _, k in want]
+    np.testing.assert_allclose([r for r, _ in got], [r for r, _ in want], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(tracker.returns, returns, rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(tracker.lengths, lengths)
+    assert tracker.pop() == []

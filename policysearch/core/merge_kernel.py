@@ -9,12 +9,15 @@ For a batch x[n, d] and statistics (mean, var, count), per column j (Chan et al.
     mean_j' = mean_j + delta w,   var_j' = (var_j count + v n + delta^2 (count w)) / N
     o_ij = clip((x_ij - mean_j') / sqrt(var_j' + eps), -clip, clip)
 
+It writes in place: mean and var become mean' and var', o goes into the caller's array (the
+rollout passes the batch buffer's row), and N is returned, so a step allocates nothing.
+
 Why: the NumPy path is about 25 small array operations, 16 us for Hopper's [8, 11] batch alone
 (of the step's 26 us) and about three times that in the loop, where EnvPool's worker threads spin
-on the cores between steps; this kernel is one call of 2.3 us (2026-12-03, Intel Xeon, beside a
-training run). Measured in the rollout (`bench/rollout_vs_env.py`):
-see the README's speed section. Where Numba is missing, or `POLICYSEARCH_NUMBA=0`, `compiled()` is
-None and the rollout keeps the NumPy path (`envs.rollout.policy_step`).
+on the cores between steps; this kernel is one call of about 1 us (2026-12-04, Intel Xeon, alone).
+Measured in the rollout (`bench/rollout_vs_env.py`): see the README's speed section. Where Numba
+is missing, or `POLICYSEARCH_NUMBA=0`, `compiled()` is None and the rollout keeps the NumPy path
+(`envs.rollout.HostStep`).
 """
 
 from __future__ import annotations
@@ -28,16 +31,14 @@ import numpy as np
 from policysearch.core.forward import EPS
 
 
-def _merge_normalize(mean: Any, var: Any, count: Any, raw: Any, clip: Any) -> tuple[Any, Any, Any, Any]:
-    """(mean', var', N, o) of the module docstring, in float32; raw[n, d] float32."""
+def _merge_normalize(mean: Any, var: Any, count: Any, raw: Any, clip: Any, obs: Any) -> Any:
+    """N of the module docstring; mean[d] and var[d] become mean' and var', obs[n, d] gets o. All
+    float32, raw[n, d] too."""
     n, d = raw.shape
     f32 = np.float32
     nf = f32(n)
     total = count + nf
     w = nf / total
-    new_mean = np.empty(d, np.float32)
-    new_var = np.empty(d, np.float32)
-    obs = np.empty((n, d), np.float32)
     for j in range(d):
         s = f32(0.0)
         for i in range(n):
@@ -52,7 +53,7 @@ def _merge_normalize(mean: Any, var: Any, count: Any, raw: Any, clip: Any) -> tu
         m2 = var[j] * count + batch_var * nf + delta * delta * (count * w)
         mj = mean[j] + delta * w
         vj = m2 / total
-        new_mean[j], new_var[j] = mj, vj
+        mean[j], var[j] = mj, vj
         sd = np.sqrt(vj + f32(EPS))
         for i in range(n):
             o = (raw[i, j] - mj) / sd
@@ -61,11 +62,11 @@ def _merge_normalize(mean: Any, var: Any, count: Any, raw: Any, clip: Any) -> tu
             elif o > clip:
                 o = clip
             obs[i, j] = o
-    return new_mean, new_var, total, obs
+    return total
 
 
-Kernel = Callable[[Any, Any, Any, Any, Any], tuple[Any, Any, Any, Any]]
-"""(mean[d], var[d], count, raw[n, d], clip), all float32 -> (mean', var', N, o)."""
+Kernel = Callable[[Any, Any, Any, Any, Any, Any], Any]
+"""(mean[d], var[d], count, raw[n, d], clip, obs[n, d]), all float32 -> N; mean, var, obs written."""
 
 
 @cache
