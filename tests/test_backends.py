@@ -44,3 +44,32 @@ def test_envpool_and_gymnasium_step_the_same_episodes(env_id: str, steps: int) -
     pool.close()
     gym_vec.close()
     assert ends >= 2  # HalfCheetah truncates twice; Hopper, falling under these actions, ends early
+
+
+def test_envpool_threads_are_pinned_only_where_they_fill_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker i on core i where the workers are as many as the cores the process may use and those
+    are cores 0..n-1; else the OS places them (runs sharing a bigger machine must not pile onto its
+    first cores), and POLICYSEARCH_PIN_THREADS=0 turns pinning off. A pinned pool steps the same
+    episodes as an unpinned one."""
+    from policysearch.envs import vector
+
+    monkeypatch.setattr(vector.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert vector.env_thread_affinity(2) == 0
+    assert vector.env_thread_affinity(1) == -1  # fewer workers than cores
+    monkeypatch.setattr(vector.os, "sched_getaffinity", lambda pid: {2, 3}, raising=False)  # taskset -c 2,3
+    assert vector.env_thread_affinity(2) == -1
+    monkeypatch.setattr(vector.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setenv("POLICYSEARCH_PIN_THREADS", "0")
+    assert vector.env_thread_affinity(2) == -1
+
+    out = []
+    for pin in ("1", "0"):
+        monkeypatch.setenv("POLICYSEARCH_PIN_THREADS", pin)
+        monkeypatch.setattr(vector.os, "sched_getaffinity", lambda pid: set(range(2)), raising=False)
+        env = make_env("Hopper-v5", 2, 5, backend="envpool")
+        first, rng, steps = env.reset(), np.random.default_rng(1), []
+        for _ in range(200):
+            steps.append(env.step(rng.uniform(-1, 1, (2, 3)).astype(np.float32)))
+        env.close()
+        out.append(np.concatenate([first.ravel()] + [np.concatenate([o.ravel(), r.ravel()]) for o, r, _, _ in steps]))
+    np.testing.assert_array_equal(out[0], out[1])
