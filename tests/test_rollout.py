@@ -1,6 +1,8 @@
 """The rollout's fast path against its reference: its per-step call (`HostStep`, NumPy with the
-compiled merge or without) against `policy_step` over NumPy bit for bit and jitted over jax.numpy, the forward pass against Flax's, and the whole batch a `Collector` gathers
-with the NumPy step against the one it gathers with the jitted step, on real envs."""
+compiled merge or without) against `policy_step` over NumPy bit for bit and jitted over
+jax.numpy, the forward pass against Flax's, the batch's episode sums against the step-by-step
+ones, and the whole batch a `Collector` gathers with the NumPy step against the one it gathers
+with the jitted step, on real envs."""
 
 from __future__ import annotations
 

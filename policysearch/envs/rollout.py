@@ -95,8 +95,9 @@ class HostStep:
         elif self.merge is not None:
             self.count = np.float32(self.merge(self.mean, self.var, self.count, raw, self.clip, obs_out))  # Numba returns a Python float
         else:
-            self.mean, self.var, self.count = update_stats(RunningStats(self.mean, self.var, self.count), raw, None, np)
-            obs_out[...] = normalize(RunningStats(self.mean, self.var, self.count), raw, self.clip, np)
+            stats = update_stats(self.stats(), raw, None, np)
+            self.mean, self.var, self.count = stats
+            obs_out[...] = normalize(stats, raw, self.clip, np)
         act_out[...] = _act(self.policy, mlp(self.layers, obs_out, self.policy.activation, np), self.std, noise, np)
 
     def stats(self) -> RunningStats:
@@ -208,7 +209,7 @@ class Collector:
             key, sub = jax.random.split(key)
             noise = policy.noise(sub, (num_steps, n))
             if self.step != "jax":
-                noise = np.asarray(jax.device_get(noise))
+                noise = host_arrays(noise)
                 step = HostStep(policy, params, norm_state.obs, clip, merge_kernel.compiled() if self.step == "fast" else None)
             else:
                 step = _JaxStep(policy, params, norm_state.obs, clip)

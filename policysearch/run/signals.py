@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 
 class Stopped(KeyboardInterrupt):
@@ -78,12 +78,12 @@ class _Unraisable:
     """sys.unraisablehook: silent for a `Stopped` (recorded by the handler, raised again by
     `raise_if_stopped`), the previous hook for anything else."""
 
-    def __init__(self, previous: object) -> None:
+    def __init__(self, previous: Callable[[Any], object]) -> None:
         self.previous = previous
 
-    def __call__(self, unraisable: object) -> None:
-        if not isinstance(getattr(unraisable, "exc_value", None), Stopped):
-            self.previous(unraisable)  # type: ignore[operator]
+    def __call__(self, unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, Stopped):
+            self.previous(unraisable)
 
 
 def raise_if_stopped() -> None:
