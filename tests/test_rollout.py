@@ -41,11 +41,11 @@ def test_forward_pass_is_flax_dense_bit_for_bit(activation: str) -> None:
 def _host_steps(policy: Policy, params, stats: RunningStats, raw: np.ndarray, noise: np.ndarray, clip: float | None,
                 merge) -> tuple[np.ndarray, np.ndarray, RunningStats]:
     """`HostStep` over raw[T, N, d] with noise[T, N, ...]: (obs[T], actions[T], final statistics)."""
-    step = HostStep(policy, params, stats, clip, merge)
+    step = HostStep(policy, params, stats, clip, merge, noise)
     obs = np.zeros(raw.shape, np.float32)
     actions = np.zeros(noise.shape if policy.kind == "gaussian" else noise.shape[:2], np.float32 if policy.kind == "gaussian" else np.int32)
     for t in range(len(raw)):
-        step(raw[t], noise[t], obs[t], actions[t])
+        step(t, raw[t], obs[t], actions[t])
     return obs, actions, step.stats()
 
 
@@ -74,12 +74,14 @@ def test_host_step_matches_the_jitted_step(kind: str, clip: float | None) -> Non
 
 @pytest.mark.parametrize("kind", ["gaussian", "categorical"])
 @pytest.mark.parametrize("clip", [None, 10.0])
-def test_host_step_is_policy_step_over_numpy_bit_for_bit(kind: str, clip: float | None) -> None:
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_host_step_is_policy_step_over_numpy_bit_for_bit(kind: str, clip: float | None, activation: str) -> None:
     """Twenty steps in a row: `HostStep`'s in-place call (the merge compiled where Numba is
-    installed, and NumPy's) gives exactly the observations, actions and statistics of
-    `policy_step` over NumPy carried step by step."""
+    installed, and NumPy's; the MLP in its buffers, tanh in place or another activation copied in)
+    gives exactly the observations, actions and statistics of `policy_step` over NumPy carried
+    step by step."""
     rng = np.random.default_rng(1)
-    policy = Policy(6, 3, kind, activation="relu")
+    policy = Policy(6, 3, kind, activation=activation)
     params = policy.init(jax.random.key(2))
     stats = _random_stats(6, rng)
     raw = (rng.normal(size=(20, 8, 6)) * np.array([1e-3, 1.0, 30.0, 1e3, 1.0, 5.0])).astype(np.float32)
