@@ -1,9 +1,12 @@
 """The minibatch loop's flat-vector form (`common.sgd_epochs`) against the loop over parameter
 pytrees it replaced: every algorithm's whole update, same batch and state, gives the same
-parameters, optimiser state and metrics to float32 rounding."""
+parameters, optimiser state and metrics to float32 rounding. And PG's and TRPO's update as two
+compiled halves on two threads (`common.two_halves`, what training runs) against the one compiled
+call."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
@@ -66,11 +69,56 @@ def _update(algo_name: str, kind: str, loop: Any, monkeypatch: pytest.MonkeyPatc
 def test_flat_minibatch_loop_gives_the_pytree_loops_update(algo_name: str, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     flat = _update(algo_name, kind, common.sgd_epochs, monkeypatch)
     ref = _update(algo_name, kind, pytree_sgd_epochs, monkeypatch)
-    assert jax.tree.structure(flat) == jax.tree.structure(ref)
+    _assert_close(flat, ref)
+
+
+def _assert_close(got: Any, ref: Any) -> None:
+    """Same structure (the metrics' names in the same order, as a compiled call returns them), every leaf equal to float32 rounding, and
+    some float array among them that is not a scalar (the parameters were compared)."""
+    assert jax.tree.structure(got) == jax.tree.structure(ref)
+    assert list(got[1]) == list(ref[1])
     moved = False
-    for x, y in zip(jax.tree.leaves(flat), jax.tree.leaves(ref)):
+    for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
         x, y = np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x), np.asarray(
             jax.random.key_data(y) if jnp.issubdtype(y.dtype, jax.dtypes.prng_key) else y)
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
         moved = moved or x.dtype.kind == "f" and x.size > 1
     assert moved
+
+
+@pytest.mark.parametrize(("algo_name", "kind"), [("trpo", "gaussian"), ("pg", "categorical"), ("pg", "gaussian")])
+def test_update_on_two_threads_is_the_one_call_update(algo_name: str, kind: str) -> None:
+    """The update as two compiled halves (the actor's here, the critic's on a thread of its own;
+    what TRPO's training runs) gives the one compiled call's state and metrics, in the same order."""
+    module = __import__(f"policysearch.algos.{algo_name}", fromlist=["_"])
+    entry = ALGORITHMS[algo_name]
+    config = entry.config(steps_per_update=256, critic_minibatch_size=32, critic_epochs=3)
+    algo = entry.make(config, Policy(5, 3, kind), 10)
+    state, batch = algo.init(jax.random.key(0)), _batch(kind)
+    update = partial(getattr(module, f"{algo_name}_update_threaded"), config=config, policy=algo.policy)
+    threaded = update(state, batch)
+    _assert_close(threaded, getattr(module, f"{algo_name}_update")(state, batch, config=config, policy=algo.policy))
+    again = update(state, batch)  # and the same numbers every time
+    for x, y in zip(jax.tree.leaves(threaded), jax.tree.leaves(again)):
+        x, y = (np.asarray(jax.random.key_data(v) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v) for v in (x, y))
+        np.testing.assert_array_equal(x, y)
+
+
+def test_concurrently_returns_both_and_raises_either() -> None:
+    assert common.concurrently(lambda: jnp.ones(2) * 2, lambda: "g") == (pytest.approx([2.0, 2.0]), "g")
+
+    def boom() -> None:
+        raise ValueError("critic")
+
+    with pytest.raises(ValueError, match="critic"):
+        common.concurrently(lambda: 1, boom)
+    with pytest.raises(ZeroDivisionError):
+        common.concurrently(lambda: 1 / 0, lambda: 2)
+
+
+def test_trpo_trains_on_two_threads() -> None:
+    """TRPO's `Algorithm.update` is the two-thread form; PG's is the one call (see `pg.pg_update`)."""
+    from policysearch.algos import pg, trpo
+
+    assert ALGORITHMS["trpo"].make(ALGORITHMS["trpo"].config(), Policy(5, 3, "gaussian"), 1).update.func is trpo.trpo_update_threaded
+    assert ALGORITHMS["pg"].make(ALGORITHMS["pg"].config(), Policy(5, 3, "gaussian"), 1).update.func is pg.pg_update

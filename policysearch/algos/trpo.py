@@ -22,7 +22,7 @@ from jax.flatten_util import ravel_pytree
 
 from policysearch.algos.base import Algorithm, Batch, Metrics
 from policysearch.algos.configs import TRPOConfig
-from policysearch.algos.common import explained_variance, fit_critic, flatten_with_gae
+from policysearch.algos.common import critic_step, explained_variance, flatten_with_gae, two_halves
 from policysearch.core.estimators import masked_mean, normalize_advantages
 from policysearch.core.policies import Policy, PolicyParams
 
@@ -61,13 +61,12 @@ def make_trpo(config: TRPOConfig, policy: Policy, num_updates: int) -> Algorithm
         params = policy.init(k_params)
         return TRPOState(params, optax.adam(config.learning_rate).init(params.critic), k_state)
 
-    return Algorithm("trpo", config, policy, init, partial(trpo_update, config=config, policy=policy))
+    return Algorithm("trpo", config, policy, init, partial(trpo_update_threaded, config=config, policy=policy))
 
 
-@partial(jax.jit, static_argnames=("config", "policy"))
-def trpo_update(state: TRPOState, batch: Batch, config: TRPOConfig, policy: Policy) -> tuple[TRPOState, Metrics]:
-    """One TRPO policy step (CG + line search) and the critic fit (compiled once per config and policy)."""
-    critic_opt = optax.adam(config.learning_rate)
+def trpo_policy_step(state: TRPOState, batch: Batch, config: TRPOConfig, policy: Policy) -> tuple[tuple[dict, jax.Array], Metrics]:
+    """The actor's half of the update: the CG step and its line search. Returns ((actor,
+    log_std), metrics)."""
     fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)
     adv = normalize_advantages(fb.advantages, fb.valid) if config.normalize_advantage else fb.advantages
     params = state.params
@@ -104,19 +103,29 @@ def trpo_update(state: TRPOState, batch: Batch, config: TRPOConfig, policy: Poli
         lambda c: (c[0] < config.line_search_steps) & ~c[1], try_step,
         (0, jnp.asarray(False), actor0, surr0, jnp.asarray(0.0, surr0.dtype)),
     )
-    new_flat = jnp.where(accepted, candidate, actor0)
-    actor, log_std = unravel(new_flat)
-    params = params._replace(actor=actor, log_std=log_std)
-    params, critic_opt_state, key, value_loss = fit_critic(
-        policy, critic_opt, params, state.critic_opt_state, fb.obs, fb.returns, fb.valid, state.key,
-        config.critic_epochs, config.critic_minibatch_size,
-    )
     metrics = {
         "surrogate_improvement": jnp.where(accepted, surr - surr0, 0.0),
         "kl": jnp.where(accepted, kl, 0.0),
         "step_accepted": accepted.astype(jnp.float32),
-        "value_loss": value_loss,
         "entropy": masked_mean(old_dist.entropy(), fb.valid),
         "explained_variance": explained_variance(fb.returns, fb.values, fb.valid),
     }
-    return TRPOState(params, critic_opt_state, key), metrics
+    return unravel(jnp.where(accepted, candidate, actor0)), metrics
+
+
+def trpo_critic_step(state: TRPOState, batch: Batch, config: TRPOConfig, policy: Policy) -> tuple[dict, optax.OptState, jax.Array, jax.Array]:
+    """The critic's half: V fitted by Adam (`critic_step`)."""
+    return critic_step(state, batch, config, policy, config.learning_rate)
+
+
+def _join(state: TRPOState, actor_half: tuple[tuple[dict, jax.Array], Metrics], critic_half: tuple) -> tuple[TRPOState, Metrics]:
+    (actor, log_std), m = actor_half
+    critic, critic_opt_state, key, value_loss = critic_half
+    params = state.params._replace(actor=actor, log_std=log_std, critic=critic)
+    return TRPOState(params, critic_opt_state, key), dict(m, value_loss=value_loss)
+
+
+trpo_update, trpo_update_threaded = two_halves(trpo_policy_step, trpo_critic_step, _join)
+"""trpo_update(state, batch, config, policy) -> (state, metrics): one TRPO policy step (CG + line
+search) and the critic fit, as one compiled call; trpo_update_threaded the same as two, at once on
+two threads (`two_halves`), which is what training runs."""
