@@ -4,8 +4,9 @@
 
 On one batch of Hopper-v5's shapes (2,048 samples as 256 steps x 8 envs, random numbers), with
 every algorithm's defaults (64x64 tanh MLPs; PPO: 10 epochs x 32 minibatches of 64), it times
-the compiled `update` of PPO, TRPO and PG (median of --repeats calls, each ended by
-block_until_ready), then two floors for PPO's 320 minibatch steps:
+the `update` training calls for PPO, TRPO and PG (median of --repeats calls, each ended by
+block_until_ready; PPO's and PG's one compiled call, TRPO's two compiled halves on two threads,
+`algos.common.two_halves`), then two floors for PPO's 320 minibatch steps:
 
 - `dense fwd+bwd`: a scan over the same 320 minibatches of [64, obs] rows doing only the forward
   and backward passes of the actor and critic MLPs (the sum of their outputs as the loss) and a

@@ -1,6 +1,6 @@
 """The algorithm registry: every algorithm, GPS included, by name, with its config dataclass and
 its builder. On-policy algorithms are built as `make(config, policy, num_updates) -> Algorithm`
-(`init(key) -> state`, jitted `update(state, batch) -> (state, metrics)`); Guided Policy Search as
+(`init(key) -> state`, `update(state, batch) -> (state, metrics)`: compiled, TRPO's as two halves on two threads); Guided Policy Search as
 `make(config, problem) -> GPS` (`init(seed) -> state`, `iteration(state) -> (state, row)`). `kind`
 says which trainer of the run layer drives it.
 
