@@ -20,7 +20,7 @@ from jax.flatten_util import ravel_pytree
 
 from policysearch.algos.base import Batch
 from policysearch.algos.common import flatten_with_gae
-from policysearch.algos.trpo import TRPOConfig, conjugate_gradient, make_trpo, trpo_update
+from policysearch.algos.trpo import TRPOConfig, conjugate_gradient, fisher_vector_product, make_trpo, trpo_update
 from policysearch.core.estimators import masked_mean, normalize_advantages
 from policysearch.core.policies import Policy
 from policysearch.run.train import RunConfig, train
@@ -112,10 +112,11 @@ def _kl_hessian(kind: str) -> np.ndarray:
 
 @pytest.mark.parametrize("kind", ["gaussian", "categorical"])
 def test_fisher_vector_product_matches_explicit_hessian(kind: str) -> None:
-    """Forward-over-reverse jvp(grad KL) v (what trpo_update computes) equals H v with H the
-    explicit Hessian, for random v (1e-5 of |H| |v|); the Hessian is symmetric PSD and the KL
-    and its gradient vanish at theta_old."""
-    _, _, _, flat0, _, mean_kl = _kl_setup(kind)
+    """`trpo.fisher_vector_product` (J^T H_d J v, what trpo_update computes, with damping 0) and
+    forward-over-reverse jvp(grad KL) v both equal H v with H the explicit Hessian, for random v
+    (1e-5 of |H| |v|); the Hessian is symmetric PSD and the KL and its gradient vanish at
+    theta_old."""
+    _, _, _, flat0, dist_of, mean_kl = _kl_setup(kind)
     h = _kl_hessian(kind)
     scale = np.abs(h).max()
     assert scale > 1e-2
@@ -124,12 +125,19 @@ def test_fisher_vector_product_matches_explicit_hessian(kind: str) -> None:
     assert abs(float(mean_kl(flat0))) < 1e-6
     assert np.abs(np.asarray(jax.grad(mean_kl)(flat0))).max() < 1e-5
     kl_grad = jax.grad(mean_kl)
-    fvp_fn = jax.jit(lambda v: jax.jvp(kl_grad, (flat0,), (v,))[1])
+    old = dist_of(flat0)
+    products = {
+        "gauss-newton": jax.jit(lambda v: fisher_vector_product(dist_of, flat0, lambda d: jnp.mean(old.kl(d)), 0.0)(v)),
+        "forward-over-reverse": jax.jit(lambda v: jax.jvp(kl_grad, (flat0,), (v,))[1]),
+    }
     rng = np.random.default_rng(0)
     for _ in range(3):
         v = rng.normal(size=flat0.shape).astype(np.float32)
-        fvp = np.asarray(fvp_fn(jnp.asarray(v)), np.float64)
-        np.testing.assert_allclose(fvp, h @ v, atol=1e-5 * scale * np.linalg.norm(v))
+        for fvp_fn in products.values():
+            fvp = np.asarray(fvp_fn(jnp.asarray(v)), np.float64)
+            np.testing.assert_allclose(fvp, h @ v, atol=1e-5 * scale * np.linalg.norm(v))
+    damped = fisher_vector_product(dist_of, flat0, lambda d: jnp.mean(old.kl(d)), 0.1)(jnp.asarray(v))
+    np.testing.assert_allclose(np.asarray(damped, np.float64), h @ v + 0.1 * v, atol=1e-5 * scale * np.linalg.norm(v))
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "categorical"])
