@@ -1,9 +1,12 @@
 """XLA:CPU settings the library's loops need, applied when policysearch is imported.
 
 XLA:CPU compiles a while loop (a `lax.scan`, `fori_loop`, `while_loop`) whose body moves less than
-`xla_cpu_small_while_loop_byte_threshold` bytes per iteration (1 kB by default) and holds no dot
-or library call into one native kernel; any other loop runs its body kernel by kernel, a runtime
-dispatch of ~1-2 us per kernel per iteration. The iLQR backward and forward passes are loops of
+`xla_cpu_small_while_loop_byte_threshold` bytes per iteration (1 kB by default) and holds no
+custom fusion or custom call into one native kernel; any other loop runs its body kernel by
+kernel, a runtime dispatch of ~1-2 us per kernel per iteration. A matrix product is a custom
+fusion (`__ynn_fusion`, YNNPACK's kernels) in jaxlib 0.10: turning those off
+(`--xla_cpu_experimental_ynn_fusion_type=`) lets PPO's minibatch loop compile whole, but its
+products then run as naive loops, 8x slower in all (README, 2026-12-04). The iLQR backward and forward passes are loops of
 hundreds of steps over a few dozen small kernels (profiled on a vmapped batch of 32 unicycle
 problems: about 20 kernels per step, 1.5-2 us each). Raising the threshold compiles them whole (measured on a 2-core machine,
 `bench/ilqr_vs_crocoddyl.py`: a unicycle solve 1.75 -> 0.49 ms, 32 solves in one call 101 ->
