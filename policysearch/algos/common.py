@@ -48,27 +48,34 @@ def sgd_epochs(
     element-wise arithmetic is a few kernels per step instead of a few per parameter array: on
     XLA:CPU, where a loop body with dots runs kernel by kernel, that took PPO's default update on
     Hopper from 77 to 65 ms. The same numbers to float rounding (the global norm's sum is taken in
-    another order); the state keeps its layout outside."""
+    another order); the state keeps its layout outside. The metrics are summed in the loop's carry
+    and divided once at the end, not written to a [steps] array per step and averaged: six kernels
+    fewer per minibatch for PPO, whose update fell from 32.2-32.9 to 31.2 ms (2026-12-04, a probe)."""
     flat_params, unravel = ravel_pytree(params)
     is_params = partial(_shaped_like, jax.tree.structure(params), [jnp.shape(x) for x in jax.tree.leaves(params)])
     flat_state = jax.tree.map(lambda x: ravel_pytree(x)[0] if is_params(x) else x, opt_state, is_leaf=is_params)
 
-    def epoch(carry: tuple[jax.Array, optax.OptState, jax.Array], _: None):
-        flat_params, flat_state, key = carry
+    def epoch(carry: tuple[jax.Array, optax.OptState, jax.Array, dict], _: None):
+        flat_params, flat_state, key, sums = carry
         key, k_perm = jax.random.split(key)
 
-        def step(carry: tuple[jax.Array, optax.OptState], mb: Data):
-            flat_params, flat_state = carry
+        def step(carry: tuple[jax.Array, optax.OptState, dict], mb: Data):
+            flat_params, flat_state, sums = carry
             (loss, metrics), grads = loss_and_grad(unravel(flat_params), mb)
             updates, flat_state = optimizer.update(ravel_pytree(grads)[0], flat_state, flat_params)
-            return (optax.apply_updates(flat_params, updates), flat_state), dict(metrics, loss=loss)
+            sums = jax.tree.map(jnp.add, sums, dict(metrics, loss=loss))
+            return (optax.apply_updates(flat_params, updates), flat_state, sums), None
 
-        (flat_params, flat_state), metrics = jax.lax.scan(step, (flat_params, flat_state), shuffled_minibatches(k_perm, data, minibatch_size))
-        return (flat_params, flat_state, key), metrics
+        (flat_params, flat_state, sums), _ = jax.lax.scan(step, (flat_params, flat_state, sums), shuffled_minibatches(k_perm, data, minibatch_size))
+        return (flat_params, flat_state, key, sums), None
 
-    (flat_params, flat_state, key), metrics = jax.lax.scan(epoch, (flat_params, flat_state, key), None, length=epochs)
+    mb0 = jax.tree.map(lambda x: x[:minibatch_size], data)
+    shapes = jax.eval_shape(lambda: (lambda out: dict(out[0][1], loss=out[0][0]))(loss_and_grad(params, mb0)))
+    sums = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+    (flat_params, flat_state, key, sums), _ = jax.lax.scan(epoch, (flat_params, flat_state, key, sums), None, length=epochs)
     opt_state = jax.tree.map(lambda x, f: unravel(f) if is_params(x) else f, opt_state, flat_state, is_leaf=is_params)
-    return unravel(flat_params), opt_state, key, jax.tree.map(jnp.mean, metrics)
+    steps = epochs * (jax.tree.leaves(data)[0].shape[0] // minibatch_size)
+    return unravel(flat_params), opt_state, key, jax.tree.map(lambda x: x / steps, sums)
 
 
 def _shaped_like(structure: Any, shapes: list[tuple[int, ...]], x: Any) -> bool:
