@@ -101,14 +101,15 @@ def fit_critic(
     return params._replace(critic=critic), opt_state, key, metrics["loss"]
 
 
-def critic_step(state: Any, batch: Batch, config: Any, policy: Policy, learning_rate: float) -> tuple[dict, optax.OptState, jax.Array, jax.Array]:
+def critic_step(state: Any, batch: Batch, config: Any, policy: Policy, optimizer: optax.GradientTransformation) -> tuple[dict, optax.OptState, jax.Array, jax.Array]:
     """The critic's half of an update that fits V apart from the actor (PG, TRPO): `fit_critic`
-    on the batch's GAE returns from state.params, state.critic_opt_state and state.key, with Adam
-    at learning_rate and config.critic_epochs x config.critic_minibatch_size. It reads nothing the
-    actor's half writes. Returns (critic parameters, optimiser state, key, mean squared error)."""
+    on the batch's GAE returns from state.params, state.critic_opt_state and state.key, with the
+    optimiser that state was made for and config.critic_epochs x config.critic_minibatch_size.
+    It reads nothing the actor's half writes. Returns (critic parameters, optimiser state, key,
+    mean squared error)."""
     fb = flatten_with_gae(batch, config.gamma, config.gae_lambda)
     params, opt_state, key, value_loss = fit_critic(
-        policy, optax.adam(learning_rate), state.params, state.critic_opt_state, fb.obs, fb.returns, fb.valid, state.key,
+        policy, optimizer, state.params, state.critic_opt_state, fb.obs, fb.returns, fb.valid, state.key,
         config.critic_epochs, config.critic_minibatch_size,
     )
     return params.critic, opt_state, key, value_loss

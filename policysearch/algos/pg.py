@@ -111,7 +111,7 @@ def pg_policy_step(state: PGState, batch: Batch, config: PGConfig, policy: Polic
 
 def pg_critic_step(state: PGState, batch: Batch, config: PGConfig, policy: Policy) -> tuple[dict, optax.OptState, jax.Array, jax.Array]:
     """The critic's half: V fitted by Adam (`critic_step`)."""
-    return critic_step(state, batch, config, policy, config.critic_learning_rate)
+    return critic_step(state, batch, config, policy, _optimizers(config)[1])
 
 
 def _join(state: PGState, actor_half: tuple, critic_half: tuple) -> tuple[PGState, Metrics]:

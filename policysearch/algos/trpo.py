@@ -78,13 +78,17 @@ def fisher_vector_product(dist_of: Callable[[jax.Array], Any], flat0: jax.Array,
     return product
 
 
+def _critic_optimizer(config: TRPOConfig) -> optax.GradientTransformation:
+    return optax.adam(config.learning_rate)
+
+
 def make_trpo(config: TRPOConfig, policy: Policy, num_updates: int) -> Algorithm:
     """Build TRPO for `policy` (num_updates is unused: TRPO has no schedule)."""
 
     def init(key: jax.Array) -> TRPOState:
         k_params, k_state = jax.random.split(key)
         params = policy.init(k_params)
-        return TRPOState(params, optax.adam(config.learning_rate).init(params.critic), k_state)
+        return TRPOState(params, _critic_optimizer(config).init(params.critic), k_state)
 
     return Algorithm("trpo", config, policy, init, partial(trpo_update_threaded, config=config, policy=policy))
 
@@ -136,7 +140,7 @@ def trpo_policy_step(state: TRPOState, batch: Batch, config: TRPOConfig, policy:
 
 def trpo_critic_step(state: TRPOState, batch: Batch, config: TRPOConfig, policy: Policy) -> tuple[dict, optax.OptState, jax.Array, jax.Array]:
     """The critic's half: V fitted by Adam (`critic_step`)."""
-    return critic_step(state, batch, config, policy, config.learning_rate)
+    return critic_step(state, batch, config, policy, _critic_optimizer(config))
 
 
 def _join(state: TRPOState, actor_half: tuple[tuple[dict, jax.Array], Metrics], critic_half: tuple) -> tuple[TRPOState, Metrics]:
