@@ -99,6 +99,19 @@ def test_host_step_is_policy_step_over_numpy_bit_for_bit(kind: str, clip: float 
                 np.testing.assert_array_equal(np.float32(a), np.float32(b))
 
 
+def test_host_step_with_float64_weights_is_policy_step() -> None:
+    """Weights that are not float32 (the MLP's buffers are) take `mlp` itself: the same actions as
+    `policy_step` over NumPy."""
+    rng = np.random.default_rng(4)
+    policy = Policy(4, 2, "gaussian")
+    params = jax.tree.map(lambda x: np.asarray(x, np.float64), host_arrays(policy.init(jax.random.key(5))))
+    raw = rng.normal(size=(3, 5, 4)).astype(np.float32)
+    noise = np.asarray(policy.noise(jax.random.key(6), (3, 5)))
+    obs, actions, _ = _host_steps(policy, params, _random_stats(4, rng), raw, noise, None, None)
+    want = [policy_step(policy, host_params(params), None, raw[t], noise[t], False, None)[1] for t in range(3)]
+    np.testing.assert_array_equal(actions, np.stack(want).astype(np.float32))
+
+
 def test_noise_gives_the_policy_distribution() -> None:
     """Actions from `Policy.noise`: categorical choices at the frequencies of softmax(logits)
     (Gumbel-max), Gaussian ones with the policy's mean and standard deviation; zero noise is the
