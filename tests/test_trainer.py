@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,23 @@ def test_resume_with_a_changed_setting_is_refused_before_anything_is_written(tmp
     assert {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()} == before
 
 
+def _tb_scalars(tb_dir: Path) -> dict[int, dict[str, float]]:
+    """The scalars of the TensorBoard event files in tb_dir, by step (the records' framing: an
+    8-byte length, its 4-byte CRC, the Event proto, its 4-byte CRC)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    out: dict[int, dict[str, float]] = {}
+    for path in sorted(tb_dir.glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            event = Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            for value in event.summary.value:
+                out.setdefault(event.step, {})[value.tag] = value.simple_value
+    return out
+
+
 def test_run_folder_contents(tmp_path: Path) -> None:
     train("ppo", _run(tmp_path / "r"), SMALL)
     run_dir = tmp_path / "r"
@@ -128,7 +147,13 @@ def test_run_folder_contents(tmp_path: Path) -> None:
     rows = _rows(run_dir)
     assert [int(r["step"]) for r in rows] == [512, 1024, 1536, 2048]
     assert {"step", "wall_time", "episode_return_mean"} <= set(rows[0])
-    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    scalars = _tb_scalars(run_dir / "tb")  # each row's finite numbers, float32, under its step
+    assert sorted(scalars) == [512, 1024, 1536, 2048]
+    for r in rows:
+        want = {k: float(v) for k, v in r.items() if k != "step" and v not in ("", "True", "False") and math.isfinite(float(v))}
+        got = scalars[int(r["step"])]
+        assert set(got) == want.keys() and "policy_objective" in got
+        assert all(got[k] == pytest.approx(want[k], rel=1e-5, abs=1e-9) for k in want)  # the CSV keeps 6 digits
     assert (run_dir / "learning_curve.png").stat().st_size > 1000
     assert list_checkpoints(run_dir / "checkpoints")
 

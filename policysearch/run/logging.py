@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tensorboardX import SummaryWriter
+from tensorboardX.proto.summary_pb2 import Summary
 
 from policysearch.errors import UserError
 
@@ -51,10 +52,12 @@ class MetricsLogger:
                 csv.DictWriter(f, self.columns, extrasaction="ignore").writerow({k: _fmt(row.get(k)) for k in self.columns})
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
-        step = int(row["step"])
-        for key, value in row.items():
-            if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
-                self.tb.add_scalar(key, value, step)
+        # one event per row, its finite numbers as the values of one Summary: what add_scalar writes
+        # for each of them (a simple_value under its tag), at 16 us a row where a call per
+        # metric took 0.9 ms for PPO's 15 (60 us each; 2026-12-04, a probe)
+        values = [Summary.Value(tag=key, simple_value=float(value)) for key, value in row.items()
+                  if key != "step" and isinstance(value, (int, float)) and math.isfinite(value)]
+        self.tb._get_file_writer().add_summary(Summary(value=values), int(row["step"]))
 
     def close(self) -> None:
         self.tb.close()
