@@ -6,8 +6,8 @@ custom fusion or custom call into one native kernel; any other loop runs its bod
 kernel, a runtime dispatch of ~1-2 us per kernel per iteration. A matrix product is a custom
 fusion (`__ynn_fusion`, YNNPACK's kernels) in jaxlib 0.10: turning those off
 (`--xla_cpu_experimental_ynn_fusion_type=`) lets PPO's minibatch loop compile whole, but its
-products then run as naive loops, 8x slower in all (README, 2026-12-04). The iLQR backward and forward passes are loops of
-hundreds of steps over a few dozen small kernels (profiled on a vmapped batch of 32 unicycle
+products then run as naive loops, 8x slower in all (README, 2026-12-04). The iLQR backward and
+forward passes are loops of hundreds of steps over a few dozen small kernels (profiled on a vmapped batch of 32 unicycle
 problems: about 20 kernels per step, 1.5-2 us each). Raising the threshold compiles them whole (measured on a 2-core machine,
 `bench/ilqr_vs_crocoddyl.py`: a unicycle solve 1.75 -> 0.49 ms, 32 solves in one call 101 ->
 17 ms). PPO and TRPO (whose loops hold dots, which stay on the kernel-by-kernel path) trained

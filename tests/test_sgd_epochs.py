@@ -72,15 +72,20 @@ def test_flat_minibatch_loop_gives_the_pytree_loops_update(algo_name: str, kind:
     _assert_close(flat, ref)
 
 
+def _numbers(x: Any) -> np.ndarray:
+    """A leaf as a NumPy array (a PRNG key as its key data)."""
+    return np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+
+
 def _assert_close(got: Any, ref: Any) -> None:
-    """Same structure (the metrics' names in the same order, as a compiled call returns them), every leaf equal to float32 rounding, and
-    some float array among them that is not a scalar (the parameters were compared)."""
+    """Same structure (the metrics' names in the same order, as a compiled call returns them),
+    every leaf equal to float32 rounding, and some float array among them that is not a scalar
+    (the parameters were compared)."""
     assert jax.tree.structure(got) == jax.tree.structure(ref)
     assert list(got[1]) == list(ref[1])
     moved = False
     for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
-        x, y = np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x), np.asarray(
-            jax.random.key_data(y) if jnp.issubdtype(y.dtype, jax.dtypes.prng_key) else y)
+        x, y = _numbers(x), _numbers(y)
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
         moved = moved or x.dtype.kind == "f" and x.size > 1
     assert moved
@@ -100,8 +105,7 @@ def test_update_on_two_threads_is_the_one_call_update(algo_name: str, kind: str)
     _assert_close(threaded, getattr(module, f"{algo_name}_update")(state, batch, config=config, policy=algo.policy))
     again = update(state, batch)  # and the same numbers every time
     for x, y in zip(jax.tree.leaves(threaded), jax.tree.leaves(again)):
-        x, y = (np.asarray(jax.random.key_data(v) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v) for v in (x, y))
-        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(_numbers(x), _numbers(y))
 
 
 def test_concurrently_returns_both_and_raises_either() -> None:

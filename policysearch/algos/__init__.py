@@ -1,8 +1,8 @@
 """The algorithm registry: every algorithm, GPS included, by name, with its config dataclass and
 its builder. On-policy algorithms are built as `make(config, policy, num_updates) -> Algorithm`
-(`init(key) -> state`, `update(state, batch) -> (state, metrics)`: compiled, TRPO's as two halves on two threads); Guided Policy Search as
-`make(config, problem) -> GPS` (`init(seed) -> state`, `iteration(state) -> (state, row)`). `kind`
-says which trainer of the run layer drives it.
+(`init(key) -> state`, `update(state, batch) -> (state, metrics)`: compiled, TRPO's as two halves
+on two threads); Guided Policy Search as `make(config, problem) -> GPS` (`init(seed) -> state`,
+`iteration(state) -> (state, row)`). `kind` says which trainer of the run layer drives it.
 
 The configs are imported here (they import no JAX); the builders, and the JAX code behind them,
 only when first used (`policysearch.lazy`), so the command line starts fast."""

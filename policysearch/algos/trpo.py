@@ -109,10 +109,13 @@ def trpo_policy_step(state: TRPOState, batch: Batch, config: TRPOConfig, policy:
     def surrogate(flat: jax.Array) -> jax.Array:
         return masked_mean(jnp.exp(dist_of(flat).log_prob(fb.actions) - fb.old_log_probs) * adv, fb.valid)
 
-    def mean_kl(flat: jax.Array) -> jax.Array:
-        return masked_mean(old_dist.kl(dist_of(flat)), fb.valid)
+    def kl_from_old(dist: Any) -> jax.Array:
+        return masked_mean(old_dist.kl(dist), fb.valid)
 
-    fisher_vector = fisher_vector_product(dist_of, actor0, lambda d: masked_mean(old_dist.kl(d), fb.valid), config.cg_damping)
+    def mean_kl(flat: jax.Array) -> jax.Array:
+        return kl_from_old(dist_of(flat))
+
+    fisher_vector = fisher_vector_product(dist_of, actor0, kl_from_old, config.cg_damping)
     surr0, g = jax.value_and_grad(surrogate)(actor0)
     direction = conjugate_gradient(fisher_vector, g, config.cg_iterations)
     step = jnp.sqrt(2.0 * config.max_kl / (jnp.vdot(direction, fisher_vector(direction)) + 1e-12)) * direction
