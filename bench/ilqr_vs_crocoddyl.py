@@ -62,7 +62,7 @@ Run (from the repository root; `pip install crocoddyl`, 3.2.1 used):
     python bench/ilqr_vs_crocoddyl.py --no-mujoco
 Run it on an otherwise idle machine; the load average is printed before and after.
 Importing policysearch sets XLA:CPU's small-while-loop threshold (see `policysearch/xla_cpu.py`),
-under which a loop of small kernels is compiled into one; run with
+under which a loop of small kernels is compiled into one, and its depth-first scheduler; run with
 POLICYSEARCH_XLA_DEFAULTS=0 to time XLA's defaults instead.
 """
 
