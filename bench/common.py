@@ -173,6 +173,48 @@ def env_only_rate(env_id: str, num_envs: int, steps: int, seed: int = 0) -> floa
     return n * num_envs / seconds
 
 
+class RecordingEnv:
+    """A VecEnv that keeps what a training run sent it and got back: every step's actions (the
+    rollout's own array, which it allocates anew for each batch) and a copy of its rewards, so
+    that `replay_rate` can step the same envs through the same trajectories without the run."""
+
+    def __init__(self, env: Any) -> None:
+        self.env, self.actions, self.rewards = env, [], []
+
+    def step(self, actions: Any) -> Any:
+        out = self.env.step(actions)
+        self.actions.append(actions)
+        self.rewards.append(out[1].copy())
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+
+def replay_rate(env_id: str, num_envs: int, seed: int, actions: list, rewards: list, skip: int) -> tuple[float, bool]:
+    """Steps/s of the env stepping alone on a recorded run's own actions (`RecordingEnv`): envs
+    made and reset as the run made them (the same id, count and seed), stepped through every
+    recorded action, timed after the first `skip` steps (the run's first update, which its
+    profile leaves out); each step's rewards copied, as the recording did. Returns (rate, whether
+    every step's rewards equal the run's, which says the replay stepped the same trajectories)."""
+    import numpy as np
+
+    from policysearch.envs import make_env
+
+    env = make_env(env_id, num_envs, seed)
+    env.reset()
+    got = []
+    for a in actions[:skip]:
+        got.append(env.step(a)[1].copy())
+    t0 = time.perf_counter()
+    for a in actions[skip:]:
+        got.append(env.step(a)[1].copy())
+    seconds = time.perf_counter() - t0
+    env.close()
+    same = len(got) == len(rewards) and all(np.array_equal(g, r) for g, r in zip(got, rewards))
+    return (len(actions) - skip) * num_envs / seconds, same
+
+
 def load_average() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg()) + " (1/5/15 min)"
 

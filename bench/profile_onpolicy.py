@@ -11,7 +11,15 @@ outputs, the rest of the rollout's per-step work, the batch's transfer to the de
 logging, checkpoints), the steps/s of the run and its ratio to the env-only rate (the best
 env-only run, and the mean of the two just before and after the run: this host's env-only rate
 moves by a third between runs a few seconds apart), and the rollout's time (env stepping, policy, the rest of
-the per-step work) against the env-only time of the same steps. With `--peers` (Hopper-v5 and 8
+the per-step work) against the env-only time of the same steps.
+
+A MuJoCo step costs more or less with what the robot does (contacts, resets): on Hopper-v5 random
+uniform actions stepped at 23,200-23,700 steps/s, clipped N(0, 1) actions at 24,200-24,400 and
+zero actions at 20,200-20,800 (a probe, 2026-12-04). So each run also records the actions it sent
+(`common.RecordingEnv`) and, right after it, the same envs replay them alone (`common.replay_rate`:
+made with the same seed, so the same trajectories, which the rewards confirm step by step): the
+env stepping alone on the run's own workload, the exact limit for that run. `x env replay` and
+`rollout x replay` are the ratios against it. With `--peers` (Hopper-v5 and 8
 envs only; `pip install -e '.[bench]'`), Stable-Baselines3's PPO and sb3-contrib's TRPO then train
 `--peer-steps` steps each with the arguments `ppo_vs_sb3.py` and `trpo_vs_sb3.py` match to our
 defaults, on one torch thread (their fastest here), timed as those benchmarks time them (env
@@ -29,17 +37,32 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import env_only_rate, load_average  # noqa: E402
+from common import RecordingEnv, env_only_rate, load_average, replay_rate  # noqa: E402
 
 
-def profile(algo: str, env_id: str, num_envs: int, steps: int, seed: int, run_dir: Path) -> dict:
+def profile(algo: str, env_id: str, num_envs: int, steps: int, seed: int, run_dir: Path) -> tuple[dict, float, bool]:
+    """One profiled run, then its own actions replayed on the env alone; returns (the run's
+    profile, the replay's steps/s, whether the replay's rewards equal the run's)."""
+    from unittest import mock
+
+    import policysearch.run.train as train_module
     from policysearch.algos import ALGORITHMS
     from policysearch.run.config import RunConfig
-    from policysearch.run.train import train
 
+    made: list[RecordingEnv] = []
+
+    def recording(*args: object, **kwargs: object) -> RecordingEnv:
+        made.append(RecordingEnv(make_env(*args, **kwargs)))
+        return made[-1]
+
+    make_env, config = train_module.make_env, ALGORITHMS[algo].config()
     run = RunConfig(env=env_id, total_steps=steps, num_envs=num_envs, seed=seed, run_dir=str(run_dir), progress=False, eval_episodes=0,
                     video=False, overwrite=True, profile=True, checkpoint_every=10**9)
-    return train(algo, run, ALGORITHMS[algo].config()).summary["profile"]
+    with mock.patch.object(train_module, "make_env", recording):
+        summary = train_module.train(algo, run, config).summary["profile"]
+    (env,) = made
+    rate, same = replay_rate(env_id, num_envs, seed, env.actions, env.rewards, skip=config.steps_per_update // num_envs)
+    return summary, rate, same
 
 
 def main() -> None:
@@ -56,10 +79,10 @@ def main() -> None:
         p.error("--peers compares on the peers' benchmark task: Hopper-v5 with 8 envs")
     print(f"# {args.env}, {args.num_envs} envs, {args.steps:,} steps per run; {os.cpu_count()} cores; load average {load_average()}")
     rates = [env_only_rate(args.env, args.num_envs, args.steps, args.seed) for _ in range(3)]
-    results, beside = {}, {}
+    results, beside, replay = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for algo in args.algos:
-            results[algo] = profile(algo, args.env, args.num_envs, args.steps, args.seed, Path(tmp) / algo)
+            results[algo], *replay[algo] = profile(algo, args.env, args.num_envs, args.steps, args.seed, Path(tmp) / algo)
             rates.append(env_only_rate(args.env, args.num_envs, args.steps, args.seed))
             beside[algo] = (rates[-2] + rates[-1]) / 2  # the env-only runs just before and just after this one
     limit = max(rates)  # the machine's limit: the best env-only run (a run beside a busy neighbour is slower, not faster)
@@ -79,6 +102,13 @@ def main() -> None:
     rollout = {a: sum(r.get(k, 0.0) for k in ("env", "policy", "rollout other")) / max(1, r["updates"]) for a, r in results.items()}
     print(f"{'rollout x env':<16}" + "".join(f"{rollout[a] * limit / r['steps'] * r['updates']:>10.2f}" for a, r in results.items())
           + "  (env + policy + rest of the rollout, against the env-only time of as many steps)")
+    print(f"{'env replay':<16}" + "".join(f"{replay[a][0]:>10,.0f}" for a in results)
+          + "  (steps/s: the env alone on the run's own actions, replayed after it; rewards equal the run's: "
+          + ", ".join(f"{a} {'yes' if replay[a][1] else 'NO'}" for a in results) + ")")
+    print(f"{'x env replay':<16}" + "".join(f"{r['steps_per_second'] / replay[a][0]:>10.2f}" for a, r in results.items())
+          + "  (the run against its own actions' env-only rate)")
+    print(f"{'rollout x replay':<16}" + "".join(f"{rollout[a] * replay[a][0] / r['steps'] * r['updates']:>10.2f}" for a, r in results.items())
+          + "  (env + policy + rest of the rollout, against the replay's time of as many steps)")
     if args.peers:
         peers(results, args)
 
