@@ -14,6 +14,7 @@ from jax.flatten_util import ravel_pytree
 
 from policysearch.algos.base import Batch
 from policysearch.core.estimators import gae, masked_mean
+from policysearch.core.permutation import permutation
 from policysearch.core.policies import Policy, PolicyParams
 
 Data = TypeVar("Data")
@@ -27,11 +28,12 @@ def flatten_time(x: jax.Array) -> jax.Array:
 
 
 def shuffled_minibatches(key: jax.Array, data: Data, minibatch_size: int) -> Data:
-    """A random permutation of the rows of every leaf of `data`, cut into [M, minibatch_size, ...]
+    """A random permutation of the rows of every leaf of `data` (jax.random.permutation's, drawn
+    without XLA:CPU's slow key-value sort: `core.permutation`), cut into [M, minibatch_size, ...]
     (the remainder of n / minibatch_size rows is left out of this epoch)."""
     n = jax.tree.leaves(data)[0].shape[0]
     m = n // minibatch_size
-    perm = jax.random.permutation(key, n)[: m * minibatch_size]
+    perm = permutation(key, n)[: m * minibatch_size]
     return jax.tree.map(lambda x: x[perm].reshape((m, minibatch_size) + x.shape[1:]), data)
 
 
