@@ -10,7 +10,11 @@ with uniform random actions drawn beforehand (`common.env_only_rate`, after 50 w
 compiled by Numba), and one with NumPy alone ("numpy": what runs without Numba), each after one
 warm-up batch. The policy is a fresh 64x64 actor-critic with observation normalisation and
 reward scaling on. Printed: the median over rounds of each one's time and of its ratio to the env-only time of the same round. The
-issue's target for the rollout is <= 1.1x. `--jax` then runs, in rounds of their own, the jitted
+issue's target for the rollout is <= 1.1x. Random actions are not the policy's workload, though (a
+MuJoCo step's cost depends on what the robot does: `profile_onpolicy.py`), so each rollout's two
+batches are also replayed right after it on the env alone, from the same seed
+(`common.RecordingEnv`, `common.replay_rate`: the rewards are compared step by step), and the
+median ratio of the timed batch to its replay is printed as `x replay`. `--jax` then runs, in rounds of their own, the jitted
 jax.numpy step (one JAX dispatch per vector step, as every rollout was before) against the env
 alone: it is not in the same rounds because the env-only runs that follow it were slower (14,000
 against 20,500 steps/s, 2026-12-03), which made the other ratios look better than they are. Run it
@@ -28,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import env_only_rate, load_average  # noqa: E402
+from common import RecordingEnv, env_only_rate, load_average, replay_rate  # noqa: E402
 
 
 def main() -> None:
@@ -60,9 +64,11 @@ def main() -> None:
     def env_only() -> float:
         return T * args.num_envs / env_only_rate(args.env, args.num_envs, args.steps)
 
+    replays: dict[str, list[tuple[float, bool]]] = {}
+
     def rollout(step: str) -> float:
-        env = make_env(args.env, args.num_envs, 0)
-        collector = Collector(env, policy, NormConfig(), 0.99, step=step)
+        env = RecordingEnv(make_env(args.env, args.num_envs, 0))
+        collector = Collector(env, policy, NormConfig(), 0.99, step=step)  # type: ignore[arg-type]
         norm, key = NormState.create(policy.obs_dim, args.num_envs), jax.random.key(1)
         batch, norm, key = collector.collect(params, norm, key, T)  # warm-up (the first one compiles)
         jax.block_until_ready(batch)
@@ -70,6 +76,8 @@ def main() -> None:
         jax.block_until_ready(collector.collect(params, norm, key, T)[0])
         seconds = time.perf_counter() - t0
         env.close()
+        rate, same = replay_rate(args.env, args.num_envs, 0, env.actions, env.rewards, skip=T)
+        replays.setdefault(step, []).append((seconds * rate / (T * args.num_envs), same))
         return seconds
 
     def rounds(names: list[str]) -> dict[str, list[float]]:
@@ -84,10 +92,14 @@ def main() -> None:
 
     def show(times: dict[str, list[float]]) -> None:
         env_only_times = np.asarray(times["env only"])
-        print(f"{'':24}{'ms/batch':>10}{'steps/s':>10}{'x env':>8}")
+        print(f"{'':24}{'ms/batch':>10}{'steps/s':>10}{'x env':>8}{'x replay':>10}")
         for name, ts in times.items():
             ts = np.asarray(ts)
-            print(f"{labels[name]:24}{1e3 * np.median(ts):10.1f}{args.steps / np.median(ts):10,.0f}{np.median(ts / env_only_times):8.2f}")
+            replay = ""
+            if name in replays:
+                ratios, same = zip(*replays[name])
+                replay = f"{np.median(ratios):10.2f}" + ("" if all(same) else "  (a replay's rewards differed from its rollout's)")
+            print(f"{labels[name]:24}{1e3 * np.median(ts):10.1f}{args.steps / np.median(ts):10,.0f}{np.median(ts / env_only_times):8.2f}{replay}")
 
     show(rounds(["fast", "numpy"]))
     if args.jax:
