@@ -27,7 +27,8 @@ went with it. TRPO's and PG's updates moved within noise (19.8-20.3 -> 18.8-20.0
 9.2-9.5). The results are the same bits (three updates of each algorithm compared). The iLQR
 batches of `bench/ilqr_vs_crocoddyl.py --no-mujoco` were 5-15% slower (unicycle 12.5-12.8 ->
 13.6-14.1 ms, LQR 15.0-16.3 -> 16.8-18.9, still below Crocoddyl's time) and its single problems
-faster (the worst against Crocoddyl 1.33-1.45x -> 1.17-1.32x), three runs each.
+faster (the worst against Crocoddyl 1.33-1.45x -> 1.17-1.32x), three runs each; GPS on the 2-link
+arm (its test, compilation included) 37.5-39.4 s -> 38.6-39.2, two runs each.
 
 XLA reads its flags once, when the first JAX backend starts, from the environment variable
 XLA_FLAGS. So the settings are added there at import, and only where they can still take effect
