@@ -36,3 +36,10 @@ def test_stable_reorder_is_the_stable_key_value_sort_with_and_without_ties(disti
         np.testing.assert_array_equal(reorder(keys, x), jax.lax.sort_key_val(keys, x)[1])
         ties_seen = ties_seen or len(np.unique(keys)) < 500
     assert ties_seen == (distinct < 2**32 - 1)  # the few-values cases went through the tie path
+
+
+def test_the_permutation_under_vmap_is_each_keys_permutation() -> None:
+    """Under vmap the tie test becomes a select over both branches; the result stays exact."""
+    keys = jax.random.split(jax.random.key(7), 6)
+    got = jax.vmap(lambda k: permutation(k, 300))(keys)
+    np.testing.assert_array_equal(got, np.stack([jax.random.permutation(k, 300) for k in keys]))
