@@ -97,30 +97,31 @@ def main() -> None:
 
     adam = optax.adam(3e-4)
 
-    @jax.jit
-    def adam_floor(p, s, xs):
-        def step(carry, obs):
-            p, s = carry
-            u, s = adam.update(grad(p, obs), s, p)
-            return (optax.apply_updates(p, u), s), None
-        return jax.lax.scan(step, (p, s), xs)[0]
+    def adam_floor(grad_of: Callable) -> Callable:
+        """The scan of Adam steps over the minibatches, the parameters in whatever form grad_of
+        takes and returns."""
+
+        @jax.jit
+        def run(p, s, xs):
+            def step(carry, obs):
+                p, s = carry
+                u, s = adam.update(grad_of(p, obs), s, p)
+                return (optax.apply_updates(p, u), s), None
+            return jax.lax.scan(step, (p, s), xs)[0]
+
+        return run
 
     flat, unravel = ravel_pytree(params)
-
-    @jax.jit
-    def flat_adam_floor(f, s, xs):
-        def step(carry, obs):
-            f, s = carry
-            u, s = adam.update(ravel_pytree(grad(unravel(f), obs))[0], s, f)
-            return (optax.apply_updates(f, u), s), None
-        return jax.lax.scan(step, (f, s), xs)[0]
+    flat_adam = adam_floor(lambda f, obs: ravel_pytree(grad(unravel(f), obs))[0])
+    array_adam = adam_floor(grad)
 
     layer_macs = sum(layer["kernel"].size for tree in (params.actor, params.critic) for layer in tree["params"].values())
     flops = 3 * 2 * mb * layer_macs * steps
-    opt_state = adam.init(params)
-    rows.append(("dense fwd+bwd floor", median_ms(lambda: dense_floor(params, data), args.repeats), flops))
-    rows.append(("+ Adam", median_ms(lambda: flat_adam_floor(flat, adam.init(flat), data), args.repeats), flops))
-    rows.append(("+ Adam per array", median_ms(lambda: adam_floor(params, opt_state, data), args.repeats), flops))
+    flat_state, opt_state = adam.init(flat), adam.init(params)
+    floor = median_ms(lambda: dense_floor(params, data), args.repeats)
+    rows.append(("dense fwd+bwd floor", floor, flops))
+    rows.append(("+ Adam", median_ms(lambda: flat_adam(flat, flat_state, data), args.repeats), flops))
+    rows.append(("+ Adam per array", median_ms(lambda: array_adam(params, opt_state, data), args.repeats), flops))
 
     big = f32(1024, 1024)
     peak = 2 * 1024**3 / (median_ms(lambda: big @ big, max(5, args.repeats // 3)) / 1e3) / 1e9
@@ -128,7 +129,6 @@ def main() -> None:
     print(f"Hopper shapes: obs {d}, action {a}, 64x64 tanh; PPO {steps} minibatch steps of {mb} per update; "
           f"{flops / 1e6:.0f} MFLOP of dense arithmetic per update")
     print(f"{'':24}{'ms/update':>10}{'GFLOP/s':>10}{'x floor':>9}")
-    floor = rows[-3][1]
     for name, ms, fl in rows:
         gf = f"{fl / ms / 1e6:10.1f}" if fl else f"{'':>10}"
         print(f"{name:24}{ms:10.1f}{gf}{ms / floor:9.2f}")
