@@ -127,4 +127,6 @@ critic fit, as one compiled call, which is what training runs; pg_update_threade
 at once on two threads (`two_halves`). The halves are uneven (Hopper's defaults, 2026-12-04: the
 actor's 1.4 ms, the critic's 6.8), so two threads save 0.5 ms of 7.4 alone and lost 0.4-0.8 ms
 per update in training runs (`bench/profile_onpolicy.py`, two runs), where TRPO's even halves
-(15.8 and 13.3 ms) save 6 ms there."""
+(15.8 and 13.3 ms) save 6 ms there. Measured again after the shuffle's faster permutation
+(`core.permutation`, which shortened the critic's half): two threads 6.4 ms against 7.0-7.1
+alone, and in training 8.0 and 8.4 ms per update against 7.6 and 7.8 for the one call."""
